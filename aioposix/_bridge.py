@@ -1,0 +1,200 @@
+"""The readiness bridge: jobs on pollable fds, run from the loop with no thread.
+
+In the seed a socket job waits on the socket's queue and ``aio_swake_cb``
+moves it to the run queue when the socket becomes ready, so no daemon ever
+blocks on a socket.  Here a job on a socket, pipe, FIFO, pty or other
+pollable character device is tried at once; if the fd is not ready it
+parks on the loop with ``add_reader``/``add_writer`` and runs when the loop
+says the fd is ready ("try now, else park", as asyncio's sock_recv does).
+
+Facts of the OS and what they mean for us:
+- The user may close the fd while jobs are parked and reuse the number.  So
+  a channel never watches the user's number: it holds its own descriptor for
+  the same open file (``dup``), and parked jobs complete on the file they
+  were submitted on, never on a newcomer with the same number.  Because the
+  loop watches our descriptor, not the user's, the application may use the
+  same fd through asyncio (add_reader, transports) at the same time: both
+  see the readiness, and whoever reads first gets the bytes.
+- We may not set O_NONBLOCK on the user's open file (it is shared state).
+  Sockets and pipes honour ``RWF_NOWAIT`` with preadv2/pwritev2, which
+  gives a non-blocking attempt without touching flags.  FIFOs and ttys do
+  not (EOPNOTSUPP); for them the channel opens ``/proc/self/fd/N`` again,
+  which makes a new open file description of the same object with its own
+  O_NONBLOCK.
+- One registration per (file, direction) serves every job parked there, of
+  every context of the loop: jobs run in FIFO order, and the registration
+  is removed when the last job leaves.  Jobs of two contexts never mix up:
+  each completes through its own context.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from . import _io
+from ._constants import LIO_READ, LIO_READV
+from ._job import PARKED, RUNNING, Aiocb
+
+if TYPE_CHECKING:
+    import asyncio
+
+Key = tuple[int, int, bool]  # (st_dev, st_ino, is_write)
+
+
+class Finisher(Protocol):
+    def _bridge_done(self, cb: Aiocb, status: int, error: int) -> None: ...
+
+
+class Channel:
+    """One watched (file, direction): our descriptor and the jobs parked on it."""
+
+    __slots__ = ("fd", "flags", "is_write", "jobs", "key", "live", "registered")
+
+    def __init__(self, key: Key, fd: int, flags: int) -> None:
+        self.key = key
+        self.is_write = key[2]
+        self.fd = fd  # ours: a dup, or a fresh O_NONBLOCK open of the same file
+        self.flags = flags  # RWF_NOWAIT for a dup, 0 for an O_NONBLOCK descriptor
+        self.jobs: deque[tuple[Aiocb, Finisher]] = deque()  # FIFO; non-PARKED entries skipped
+        self.live = 0  # entries still PARKED
+        self.registered = False
+
+    def __repr__(self) -> str:
+        way = "write" if self.is_write else "read"
+        return f"<Channel fd={self.fd} {way} parked={self.live}>"
+
+
+def _open_channel_fd(fd: int, st: os.stat_result, is_write: bool) -> tuple[int, int]:
+    if stat.S_ISSOCK(st.st_mode) or _is_pipe(fd, st):
+        return os.dup(fd), _io.RWF_NOWAIT
+    mode = os.O_WRONLY if is_write else os.O_RDONLY
+    flags = mode | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    return os.open(f"/proc/self/fd/{fd}", flags), 0
+
+
+def _is_pipe(fd: int, st: os.stat_result) -> bool:
+    """An anonymous pipe (pipefs) honours RWF_NOWAIT; a named FIFO does not."""
+    if not stat.S_ISFIFO(st.st_mode):
+        return False
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+    except OSError:
+        return False
+
+
+class Bridge:
+    """Every channel of one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._channels: dict[Key, Channel] = {}  # {(st_dev, st_ino, is_write): Channel}
+
+    def park(self, cb: Aiocb, owner: Finisher, st: os.stat_result) -> None:
+        """Run ``cb`` now if its fd is ready, else park it until it is."""
+        is_write = cb._op not in (LIO_READ, LIO_READV)
+        key = (st.st_dev, st.st_ino, is_write)
+        channel = self._channels.get(key)
+        if channel is None:
+            fd, flags = _open_channel_fd(cb.fildes, st, is_write)
+            channel = self._channels[key] = Channel(key, fd, flags)
+        cb._state = PARKED
+        cb._bridge_key = key
+        channel.jobs.append((cb, owner))
+        channel.live += 1
+        if channel.live == 1:
+            self._ready(channel)  # nobody ahead of it: try now
+        if channel.live and not channel.registered:
+            self._register(channel)
+
+    def take_back(self, cb: Aiocb) -> bool:
+        """Unpark ``cb`` (cancel); False if it already moved bytes (a short write)."""
+        if cb._progress and cb._op not in (LIO_READ, LIO_READV):
+            return False
+        cb._state = RUNNING  # the caller completes it as cancelled
+        key = cb._bridge_key
+        channel = self._channels.get(key) if key is not None else None
+        if channel is not None:
+            channel.live -= 1
+            if channel.live == 0:
+                self._close(channel)
+        return True
+
+    def _register(self, channel: Channel) -> None:
+        add = self._loop.add_writer if channel.is_write else self._loop.add_reader
+        add(channel.fd, self._ready, channel)
+        channel.registered = True
+
+    def _ready(self, channel: Channel) -> None:
+        """The fd is ready: run parked jobs in order until one would block."""
+        jobs = channel.jobs
+        while jobs:
+            cb, owner = jobs[0]
+            if cb._state is not PARKED:
+                jobs.popleft()
+                continue
+            result = self._attempt(channel, cb)
+            if result is None:
+                return  # would block: wait for the next readiness
+            jobs.popleft()
+            channel.live -= 1
+            owner._bridge_done(cb, *result)
+        self._close(channel)
+
+    def _attempt(self, channel: Channel, cb: Aiocb) -> tuple[int, int] | None:
+        """One non-blocking try; (status, error) when the job is over, None to wait."""
+        views = cb._views
+        assert views is not None
+        try:
+            if not channel.is_write:
+                return _io.read_once(channel.fd, views, -1, channel.flags), 0
+            moved = _io.write_once(channel.fd, _io.remaining(views, cb._progress), -1,
+                                   channel.flags)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            return -1, exc.errno or errno.EIO
+        cb._progress += moved
+        return (cb._progress, 0) if cb._progress >= cb._n else None
+
+    def complete_short(self, cb: Aiocb) -> int:
+        """A write that moved bytes and is being cancelled: end it with what moved."""
+        cb._state = RUNNING
+        key = cb._bridge_key
+        channel = self._channels.get(key) if key is not None else None
+        if channel is not None:
+            channel.live -= 1
+            if channel.live == 0:
+                self._close(channel)
+        return cb._progress
+
+    def _close(self, channel: Channel) -> None:
+        if channel.registered:
+            remove = self._loop.remove_writer if channel.is_write else self._loop.remove_reader
+            remove(channel.fd)
+            channel.registered = False
+        if self._channels.get(channel.key) is channel:
+            del self._channels[channel.key]
+        channel.jobs.clear()
+        os.close(channel.fd)
+
+    def parked(self) -> int:
+        return sum(channel.live for channel in self._channels.values())
+
+    def __repr__(self) -> str:
+        return f"<Bridge channels={len(self._channels)} parked={self.parked()}>"
+
+
+_BRIDGES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Bridge] = (
+    weakref.WeakKeyDictionary())  # {loop: Bridge}
+
+
+def bridge_for(loop: asyncio.AbstractEventLoop) -> Bridge:
+    bridge = _BRIDGES.get(loop)
+    if bridge is None:
+        bridge = _BRIDGES[loop] = Bridge(loop)
+    return bridge

@@ -1,0 +1,707 @@
+"""AioContext: one "process" of the AIO kernel (the seed's ``struct kaioinfo``).
+
+A context owns its jobs from submit to reap, with the seed's quotas:
+``max_queued`` jobs not yet reaped (EAGAIN past it), ``max_active`` jobs
+running in the daemon pool at once, ``max_buf`` jobs in the kernel path.
+
+A job's life, and the path it takes:
+1. submit validates and snapshots (``_validate``), counts the job against
+   the quotas, and marks it EINPROGRESS;
+2. a read or write on a file with nothing else in flight on that fd is
+   tried inline with ``RWF_NOWAIT``: a page-cache hit finishes right there,
+   with no thread and no coroutine (the common case, and the fast one);
+3. otherwise it goes where it can wait without blocking the loop: the
+   readiness bridge for pollable fds (``_bridge``), or the daemon pool
+   (``_daemon``), holding its own dup of the fd so a closed and reused fd
+   number never receives its data;
+4. completion updates the bookkeeping first, then notifies (waiter future,
+   sigevent, lio batch, aio_suspend/aio_waitcomplete sleepers) on the loop
+   thread: never inside a submit call, never half-updated (rule 21);
+5. aio_return, ``await cb`` or aio_waitcomplete reap it.
+
+Per-fd order: ``_fds`` keeps, per fd number, the jobs that went past the
+inline attempt, in submission order.  An fsync (and an O_APPEND write)
+waits there as WAITING until every job before it has finished: the seed's
+fsync barrier, and O_APPEND writes landing in submission order.
+
+Each job lives in exactly one of: ``_fds`` (in flight), ``_done`` (finished,
+not reaped), nowhere (reaped).  ``_count`` is their sum, the quota figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _io, _validate
+from ._bridge import Bridge, bridge_for
+from ._constants import (
+    AIO_ALLDONE,
+    AIO_CANCELED,
+    AIO_NOTCANCELED,
+    LIO_DSYNC,
+    LIO_NOP,
+    LIO_NOWAIT,
+    LIO_READ,
+    LIO_READV,
+    LIO_SYNC,
+    LIO_WAIT,
+    LIO_WRITE,
+    LIO_WRITEV,
+    SIGEV_NONE,
+)
+from ._daemon import PoolQueue
+from ._job import DONE, IDLE, KERNEL, PARKED, QUEUED, RUNNING, WAITING, Aiocb, einval
+from ._kernel import KERNEL as _KERNEL
+from ._lio import LioBatch
+from ._notify import SigEvent, deliver
+from ._notify import validate as validate_sigevent
+from ._validate import error
+
+_RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
+_OPS = (*_RW, LIO_SYNC, LIO_DSYNC)
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+_YIELD_EVERY = 128  # inline completions awaited in a row before yielding to the loop
+
+
+@dataclass(frozen=True, slots=True)
+class ContextStatistics:
+    """A snapshot of one context's queues and limits."""
+
+    queued: int  # accepted, waiting for a worker or a barrier
+    active: int  # running on a worker (or in the kernel)
+    done: int  # finished, not yet reaped
+    parked: int  # waiting on the readiness of their fd
+    buffer_jobs: int  # in the kernel-submitted path
+    max_active: int
+    max_queued: int
+    max_buf: int
+
+
+def _limit(value: int | None, name: str) -> int:
+    if value is None:
+        return _KERNEL.sysctl.get_int(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} limit must be an int")
+    if value < 1:
+        raise ValueError(f"{name} limit must be at least 1")
+    return value
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise einval("timeout must be a number of seconds or None")
+    if not timeout >= 0:  # also refuses NaN
+        raise einval("negative timeout")
+    return float(timeout)
+
+
+class AioContext:
+    """The per-"process" AIO state: queues, quotas and every AIO call.
+
+    ``max_active``, ``max_queued`` and ``max_buf`` default to the sysctls
+    vfs.aio.max_aio_per_proc, max_aio_queue_per_proc and max_buf_aio, copied
+    when the context is made.  Use it as ``async with AioContext() as ctx``;
+    leaving the block runs it down (see ``aclose``).
+    """
+
+    def __init__(self, *, max_active: int | None = None, max_queued: int | None = None,
+                 max_buf: int | None = None) -> None:
+        self.max_active = _limit(max_active, "vfs.aio.max_aio_per_proc")
+        self.max_queued = _limit(max_queued, "vfs.aio.max_aio_queue_per_proc")
+        self.max_buf = _limit(max_buf, "vfs.aio.max_buf_aio")
+        self._kernel = _KERNEL
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._bridge: Bridge | None = None
+        self._queue = PoolQueue(self, self.max_active)
+        self._closed = False
+        self._closing = False
+        self._count = 0  # jobs accepted and not reaped
+        self._fds: dict[int, dict[Aiocb, None]] = {}  # {fd number: {cb: None}} in flight
+        self._done: OrderedDict[Aiocb, None] = OrderedDict()  # {cb: None} completion order
+        self._batch: list[Aiocb] | None = None  # pool jobs of an lio_listio being queued
+        self._later: list[Aiocb] = []  # finished jobs whose notifications are due
+        self._posted: list[tuple[Aiocb, int, int]] = []  # [(cb, status, error)] from workers
+        self._post_lock = threading.Lock()
+        self._waiters: list[asyncio.Future[bool]] = []  # aio_suspend/waitcomplete sleepers
+        self._streak = 0
+        self._inline = bool(self._kernel.sysctl["vfs.aio.inline"])
+        self._sentinel: object = None  # see current_context()
+        self._kernel.contexts.add(self)
+
+    # -- properties and small helpers -------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        if self._closed or self._closing:
+            raise RuntimeError("the AioContext is closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._bridge = bridge_for(self._loop)
+        return self._loop
+
+    def _must_yield(self) -> bool:
+        self._streak += 1
+        if self._streak < _YIELD_EVERY:
+            return False
+        self._streak = 0
+        return True
+
+    # -- submission ---------------------------------------------------------
+
+    def aio_read(self, cb: Aiocb) -> None:
+        """Queue a read of cb.nbytes at cb.offset into cb.buf."""
+        self._submit(cb, LIO_READ)
+
+    def aio_write(self, cb: Aiocb) -> None:
+        """Queue a write of cb.nbytes from cb.buf at cb.offset."""
+        self._submit(cb, LIO_WRITE)
+
+    def aio_readv(self, cb: Aiocb) -> None:
+        """Queue a scatter read into the buffers of cb.iov."""
+        self._submit(cb, LIO_READV)
+
+    def aio_writev(self, cb: Aiocb) -> None:
+        """Queue a gather write from the buffers of cb.iov."""
+        self._submit(cb, LIO_WRITEV)
+
+    def aio_fsync(self, op: int, cb: Aiocb) -> None:
+        """Sync cb.fildes (os.O_SYNC: fsync, os.O_DSYNC: fdatasync) once every
+        job this context submitted earlier on that fd has finished."""
+        if op == os.O_DSYNC:
+            self._submit(cb, LIO_DSYNC)
+        elif op == os.O_SYNC:
+            self._submit(cb, LIO_SYNC)
+        else:
+            self._bind()
+            self._refuse(cb, error(errno.EINVAL, "aio_fsync op must be os.O_SYNC or os.O_DSYNC"))
+
+    def _refuse(self, cb: Aiocb, exc: OSError) -> None:
+        if cb._ctx is None:
+            cb._error, cb._status = exc.errno or errno.EINVAL, -1
+        raise exc
+
+    def _submit(self, cb: Aiocb, op: int, lio: LioBatch | None = None) -> None:
+        self._bind()
+        if cb._ctx is not None:
+            raise einval("the aiocb is already in flight; reap it before submitting it again")
+        try:
+            flags = self._prepare(cb, op)
+            self._admit(cb, lio)
+        except OSError as exc:
+            _validate.release(cb._views)
+            cb._views = None
+            self._refuse(cb, exc)
+        inline = op in _RW and self._inline and cb._key not in self._fds
+        if inline and not flags & _O_DIRECT and self._try_inline(cb):
+            return
+        self._start_slow(cb, flags)
+
+    def _prepare(self, cb: Aiocb, op: int) -> int:
+        """Validate and snapshot; returns the fd's status flags."""
+        fd = cb.fildes
+        flags = _validate.fd_flags(fd)
+        _validate.check_access(fd, flags, op)
+        _validate.check_reqprio(cb)
+        offset = 0 if op in (LIO_SYNC, LIO_DSYNC) else _validate.offset_of(cb, fd)
+        sev = cb.sigevent
+        if sev is not None:
+            validate_sigevent(sev)
+        views, nbytes = _validate.target(cb, op)
+        cb._key, cb._op, cb._off, cb._n, cb._views = fd, op, offset, nbytes, views
+        cb._sev = sev if sev is not None and sev.notify != SIGEV_NONE else None
+        cb._progress = 0
+        return flags
+
+    def _admit(self, cb: Aiocb, lio: LioBatch | None) -> None:
+        """Count the job against the quotas (EAGAIN) and make it in flight."""
+        if self._count >= self.max_queued:
+            raise error(errno.EAGAIN, f"the context has {self._count} jobs not yet reaped "
+                                      f"(max_queued={self.max_queued})")
+        self._kernel.reserve()
+        self._count += 1
+        cb._ctx = self
+        cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
+        cb._waiter = None
+        cb._autoreap = False
+        cb._lio = None
+        if lio is not None:
+            lio.add(cb)
+
+    def _try_inline(self, cb: Aiocb) -> bool:
+        """A page-cache hit, done now with RWF_NOWAIT; False: take the slow path."""
+        is_read = cb._op == LIO_READ or cb._op == LIO_READV
+        views = cb._views
+        assert views is not None
+        done = 0
+        try:
+            while True:
+                part = _io.remaining(views, done)
+                pos = cb._off + done if cb._off >= 0 else -1
+                if is_read:
+                    moved = _io.read_once(cb._key, part, pos, _io.RWF_NOWAIT)
+                else:
+                    moved = _io.write_once(cb._key, part, pos, _io.RWF_NOWAIT)
+                done += moved
+                if moved == 0 or done >= cb._n:
+                    break
+        except BlockingIOError:
+            cb._progress = done
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.ESPIPE, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                cb._progress = done
+                return False
+            self._finish_now(cb, done or -1, 0 if done else exc.errno or errno.EIO)
+            return True
+        self._finish_now(cb, done, 0)
+        return True
+
+    def _finish_now(self, cb: Aiocb, status: int, err: int) -> None:
+        _validate.release(cb._views)
+        cb._views = None
+        cb._status, cb._error, cb._state = status, err, DONE
+        self._done[cb] = None
+        if cb._sev is not None or cb._lio is not None or self._waiters:
+            self._defer(cb)
+
+    def _start_slow(self, cb: Aiocb, flags: int) -> None:
+        """Everything the inline attempt could not finish: bridge or pool."""
+        assert cb._views is not None
+        try:
+            st = os.fstat(cb._key)
+            cb._views = _validate.pin(cb._views)
+            pollable = cb._op in _RW and _is_pollable(st)
+            if not pollable:
+                cb._fd = os.dup(cb._key)
+        except OSError as exc:  # out of descriptors, or the like
+            self._finish_now(cb, -1, exc.errno or errno.EIO)
+            return
+        jobs = self._fds.setdefault(cb._key, {})
+        barrier = bool(jobs) and (cb._op in (LIO_SYNC, LIO_DSYNC) or
+                                  (cb._op in (LIO_WRITE, LIO_WRITEV) and flags & os.O_APPEND))
+        jobs[cb] = None
+        if pollable:
+            assert self._bridge is not None
+            self._bridge.park(cb, self, st)
+        elif not barrier:
+            self._dispatch(cb)
+
+    def _dispatch(self, cb: Aiocb) -> None:
+        if self._batch is not None:
+            self._batch.append(cb)
+        else:
+            self._kernel.pool.submit(self._queue, [cb])
+
+    # -- completion ---------------------------------------------------------
+
+    def _post(self, cb: Aiocb, status: int, err: int) -> None:
+        """From a worker: queue the result; wake the loop once per batch."""
+        with self._post_lock:
+            self._posted.append((cb, status, err))
+            if len(self._posted) > 1:
+                return
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody will reap these
+            self._orphan()
+
+    def _drain(self) -> None:
+        with self._post_lock:
+            batch, self._posted = self._posted, []
+        for cb, status, err in batch:
+            self._complete(cb, status, err)
+        for cb, _, _ in batch:
+            self._notify(cb)
+        self._wake_waiters()
+
+    def _orphan(self) -> None:
+        with self._post_lock:
+            batch, self._posted = self._posted, []
+        for cb, status, err in batch:
+            self._release(cb)
+            cb._status, cb._error, cb._state, cb._ctx = status, err, IDLE, None
+            self._kernel.release()
+
+    def _release(self, cb: Aiocb) -> None:
+        if cb._fd >= 0:
+            os.close(cb._fd)
+            cb._fd = -1
+        _validate.release(cb._views)
+        cb._views = None
+
+    def _complete(self, cb: Aiocb, status: int, err: int) -> None:
+        """Bookkeeping for a finished slow-path job; notifications come after."""
+        self._release(cb)
+        cb._status, cb._error, cb._state = status, err, DONE
+        jobs = self._fds[cb._key]
+        del jobs[cb]
+        if not jobs:
+            del self._fds[cb._key]
+        else:
+            head = next(iter(jobs))
+            if head._state is WAITING:
+                self._dispatch(head)
+        self._done[cb] = None
+
+    def _bridge_done(self, cb: Aiocb, status: int, err: int) -> None:
+        self._complete(cb, status, err)
+        self._defer(cb)
+
+    def _defer(self, cb: Aiocb) -> None:
+        self._later.append(cb)
+        if len(self._later) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_later)
+
+    def _flush_later(self) -> None:
+        batch, self._later = self._later, []
+        for cb in batch:
+            self._notify(cb)
+        self._wake_waiters()
+
+    def _notify(self, cb: Aiocb) -> None:
+        waiter = cb._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if cb._sev is not None:
+            assert self._loop is not None
+            deliver(cb._sev, self._loop, cb, cb._error)
+        if cb._lio is not None:
+            cb._lio.job_done(cb._error)
+        if cb._autoreap and cb._ctx is self and cb._state is DONE:
+            self._reap(cb, raising=False)
+
+    def _wake_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(True)
+
+    # -- reaping and status ---------------------------------------------------
+
+    def _reap(self, cb: Aiocb, raising: bool) -> int:
+        if cb._ctx is not self or cb._state is not DONE:
+            raise einval("the job is not done, or not known to this context")
+        del self._done[cb]
+        self._count -= 1
+        self._kernel.release()
+        cb._ctx = None
+        cb._state = IDLE
+        cb._waiter = None
+        cb._lio = None
+        if raising and cb._error:
+            raise OSError(cb._error, os.strerror(cb._error))
+        return cb._status
+
+    def aio_error(self, cb: Aiocb) -> int:
+        """EINPROGRESS while in flight, else the job's errno (0 for success)."""
+        if cb._ctx is not self:
+            raise einval("the aiocb is not known to this context")
+        return cb._error
+
+    def aio_return(self, cb: Aiocb) -> int:
+        """Reap a finished job: its byte count, or -1 if it failed."""
+        return self._reap(cb, raising=False)
+
+    def _wait_done(self, cb: Aiocb) -> Generator[Any, None, None]:
+        """Park the awaiting task on the job's future (``await cb``)."""
+        waiter = cb._waiter
+        if waiter is None:
+            assert self._loop is not None
+            waiter = cb._waiter = self._loop.create_future()
+        try:
+            yield from waiter.__await__()
+        except asyncio.CancelledError:
+            # Rule 8: cancel the job if it is still waiting its turn;
+            # otherwise it finishes on its own and reaps itself.
+            if cb._ctx is self and cb._state is not DONE:
+                self._cancel_one(cb)
+            if cb._ctx is self:
+                cb._autoreap = True
+                if cb._state is DONE and cb not in self._later:
+                    self._reap(cb, raising=False)
+            raise
+
+    async def aio_suspend(self, cbs: Iterable[Aiocb | None],
+                          timeout: float | None = None) -> None:
+        """Wait until one listed job is done (EAGAIN when timeout passes)."""
+        entries = list(cbs)
+        limit = self._kernel.sysctl.get_int("vfs.aio.max_aio_queue_per_proc")
+        if len(entries) > limit:
+            raise einval(f"{len(entries)} entries is over p1003_1b.aio_listio_max ({limit})")
+        deadline = self._deadline(_check_timeout(timeout))
+        while True:
+            mine = [cb for cb in entries if cb is not None and cb._ctx is self]
+            if not mine or any(cb._state is DONE for cb in mine):
+                return
+            if not await self._sleep(deadline):
+                raise error(errno.EAGAIN, "aio_suspend timed out")
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        loop = self._loop or asyncio.get_running_loop()
+        return None if timeout is None else loop.time() + timeout
+
+    async def _sleep(self, deadline: float | None) -> bool:
+        """Wait for any completion of this context; False once ``deadline`` passed."""
+        loop = self._loop or asyncio.get_running_loop()
+        if deadline is not None and loop.time() >= deadline:
+            return False
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(fut)
+        timer = None if deadline is None else loop.call_at(deadline, _expire, fut)
+        try:
+            return await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+
+    def aio_waitcomplete(self, timeout: float | None = None) -> AsyncIterator[Aiocb]:
+        """Yield each job of this context as it completes, already reaped.
+
+        Ends when nothing is queued, running, parked or unreaped; a step that
+        waits longer than ``timeout`` raises OSError(EAGAIN).
+        """
+        return _WaitComplete(self, _check_timeout(timeout))
+
+    # -- cancelling -------------------------------------------------------
+
+    def aio_cancel(self, fildes: int, cb: Aiocb | None = None) -> int:
+        """Cancel this context's queued jobs on ``fildes`` (or just ``cb``)."""
+        self._bind()
+        _validate.fd_flags(fildes)
+        if cb is not None:
+            if cb._ctx is not self or cb._state is DONE or cb._key != fildes:
+                return AIO_ALLDONE
+            targets = [cb]
+        else:
+            targets = list(self._fds.get(fildes, ()))
+        if not targets:
+            return AIO_ALLDONE
+        result = AIO_CANCELED
+        for job in targets:
+            if not self._cancel_one(job):
+                result = AIO_NOTCANCELED
+        return result
+
+    def _cancel_one(self, cb: Aiocb) -> bool:
+        """Cancel one in-flight job if it has not started; True if cancelled."""
+        state = cb._state
+        if state is WAITING:
+            taken = True
+        elif state is QUEUED:
+            taken = self._kernel.pool.take_back(cb)
+        elif state is PARKED:
+            assert self._bridge is not None
+            taken = self._bridge.take_back(cb)
+            if not taken:  # a socket write that moved bytes ends short, not cancelled
+                self._bridge_done(cb, self._bridge.complete_short(cb), 0)
+                return False
+        else:
+            return False  # running on a worker or in the kernel
+        if taken:
+            self._bridge_done(cb, -1, errno.ECANCELED)
+        return taken
+
+    # -- lio_listio ---------------------------------------------------------
+
+    async def lio_listio(self, mode: int, cbs: Sequence[Aiocb | None],
+                         sigevent: SigEvent | None = None) -> None:
+        """Submit a list of jobs at once (cb.lio_opcode says what each does)."""
+        loop = self._bind()
+        if mode not in (LIO_WAIT, LIO_NOWAIT):
+            raise einval(f"lio_listio mode {mode!r} is neither LIO_WAIT nor LIO_NOWAIT")
+        limit = self._kernel.sysctl.get_int("vfs.aio.max_aio_queue_per_proc")
+        if len(cbs) > limit:
+            raise einval(f"{len(cbs)} entries is over p1003_1b.aio_listio_max ({limit})")
+        if mode == LIO_NOWAIT and sigevent is not None:
+            validate_sigevent(sigevent)
+        batch = LioBatch(loop, cbs, sigevent if mode == LIO_NOWAIT else None, mode == LIO_WAIT)
+        refused = self._queue_list(cbs, batch)
+        batch.arm()
+        if mode == LIO_WAIT:
+            assert batch.waiter is not None
+            await batch.waiter
+            if refused or batch.failed:
+                raise error(errno.EIO, "an entry of the list failed")
+        elif refused:
+            code = errno.EAGAIN if refused == {errno.EAGAIN} else errno.EIO
+            raise error(code, "some entries of the list were not queued")
+
+    def _queue_list(self, cbs: Sequence[Aiocb | None], batch: LioBatch) -> set[int]:
+        """Submit every entry, handing the pool jobs over in one go; the errnos refused."""
+        refused: set[int] = set()
+        self._batch = []
+        try:
+            for cb in cbs:
+                if cb is None:
+                    continue
+                try:
+                    self._submit_entry(cb, batch)
+                except OSError as exc:
+                    refused.add(exc.errno or errno.EIO)
+        finally:
+            jobs, self._batch = self._batch, None
+            if jobs:
+                self._kernel.pool.submit(self._queue, jobs)
+        return refused
+
+    def _submit_entry(self, cb: Aiocb, batch: LioBatch) -> None:
+        op = cb.lio_opcode
+        if op == LIO_NOP:
+            _validate.fd_flags(cb.fildes)
+        elif op in _OPS:
+            self._submit(cb, op, batch)
+        else:
+            self._refuse(cb, einval(f"unknown lio_opcode {op!r}"))
+
+    # -- lifetime -----------------------------------------------------------
+
+    async def __aenter__(self) -> AioContext:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Run the context down (the seed's aio_proc_rundown).
+
+        Queued and parked jobs are cancelled (ECANCELED; their notifications
+        fire), running ones are awaited up to vfs.aio.aiod_timeout, then
+        every job is freed and every fd or buffer the context held released.
+        """
+        if self._closed or self._closing:
+            return
+        self._closing = True
+        if self._loop is not None:
+            for jobs in list(self._fds.values()):
+                for cb in list(jobs):
+                    self._cancel_one(cb)
+            deadline = self._loop.time() + self._kernel.sysctl.get_float("vfs.aio.aiod_timeout")
+            while self._fds and await self._sleep(deadline):
+                pass
+            self._flush_later()
+        for cb in list(self._done):
+            self._reap(cb, raising=False)
+        self._abandon_running()
+        self._closed = True
+
+    def _abandon_running(self) -> None:
+        """Jobs still on a worker after aiod_timeout: free them when they end."""
+        for jobs in self._fds.values():
+            for cb in jobs:
+                cb._autoreap = True
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent's jobs do not exist here."""
+        for jobs in self._fds.values():
+            for cb in jobs:
+                if cb._fd >= 0:
+                    os.close(cb._fd)
+        self._fds.clear()
+        self._done.clear()
+        self._posted = []
+        self._post_lock = threading.Lock()
+        self._closed = True
+
+    def statistics(self) -> ContextStatistics:
+        """How many jobs are in each state now, and the limits."""
+        counts = {state: 0 for state in (WAITING, QUEUED, RUNNING, PARKED, KERNEL)}
+        for jobs in self._fds.values():
+            for cb in jobs:
+                counts[cb._state] = counts.get(cb._state, 0) + 1
+        return ContextStatistics(
+            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING],
+            done=len(self._done), parked=counts[PARKED], buffer_jobs=counts[KERNEL],
+            max_active=self.max_active, max_queued=self.max_queued, max_buf=self.max_buf)
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        state = "closed" if self._closed else "open"
+        return (f"<AioContext {state} queued={s.queued} active={s.active} done={s.done} "
+                f"parked={s.parked} buffer_jobs={s.buffer_jobs}>")
+
+
+def _expire(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
+def _is_pollable(st: os.stat_result) -> bool:
+    mode = st.st_mode
+    return stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode) or (
+        stat.S_ISCHR(mode) and os.major(st.st_rdev) in _TTY_MAJORS)
+
+
+# Character devices that poll and may block: ttys, pty masters and slaves
+# (Linux majors 4, 5, 136-143 and the ptmx range 128-135).  Memory devices
+# (/dev/zero, /dev/full) never block and go to the pool.
+_TTY_MAJORS = frozenset({4, 5, *range(128, 144)})
+
+
+class _WaitComplete:
+    """The async iterator behind aio_waitcomplete."""
+
+    def __init__(self, ctx: AioContext, timeout: float | None) -> None:
+        self._ctx = ctx
+        self._timeout = timeout
+
+    def __aiter__(self) -> _WaitComplete:
+        return self
+
+    async def __anext__(self) -> Aiocb:
+        ctx = self._ctx
+        deadline = ctx._deadline(self._timeout)
+        while True:
+            if ctx._done:
+                cb = next(iter(ctx._done))
+                ctx._reap(cb, raising=False)
+                return cb
+            if ctx._count == 0:
+                raise StopAsyncIteration
+            if not await ctx._sleep(deadline):
+                raise error(errno.EAGAIN, "aio_waitcomplete timed out")
+
+
+async def _rundown_at_shutdown(ref: weakref.ref[AioContext]) -> AsyncGenerator[None, None]:
+    """An async generator the loop closes in shutdown_asyncgens(): the hook
+    through which a loop's default context is run down when the loop ends."""
+    try:
+        yield
+    finally:
+        ctx = ref()
+        if ctx is not None and not ctx.closed:
+            await ctx.aclose()
+
+
+def current_context() -> AioContext:
+    """The running loop's default context, made on first use."""
+    loop = asyncio.get_running_loop()
+    ctx = _KERNEL.defaults.get(loop)
+    if ctx is None or ctx.closed:
+        ctx = AioContext()
+        ctx._bind()
+        _KERNEL.defaults[loop] = ctx
+        sentinel = _rundown_at_shutdown(weakref.ref(ctx))
+        try:
+            sentinel.asend(None).send(None)
+        except StopIteration:
+            pass
+        ctx._sentinel = sentinel
+    return ctx

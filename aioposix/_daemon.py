@@ -1,0 +1,151 @@
+"""The daemon pool: worker threads that run blocking file I/O (the seed's aiod).
+
+vfs_aio.c keeps free and active daemon lists, starts daemons on demand up
+to ``max_aio_procs`` (aio_newproc), lets an idle daemon above
+``target_aio_procs`` exit after ``aiod_lifetime``, and picks work with
+``aio_selectjob``: the first job whose process has fewer than
+``kaio_maxactive_count`` jobs running.
+
+What this means for us:
+- Each context owns a ``PoolQueue`` (its share of the seed's global queue,
+  with its active count and max_active).  Queues with work sit in one
+  round-robin rotation, so a context with 10,000 queued jobs cannot starve
+  another: after each pick the picked context goes to the back.
+- A cancelled job is not searched for and removed (that is a list scan);
+  its state leaves QUEUED under the pool lock and workers skip it.
+- Workers hand results back through ``PoolQueue.owner._post``, which wakes
+  the owning loop once per batch of completions, not once per job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from . import _io
+from ._job import QUEUED, RUNNING, Aiocb
+
+if TYPE_CHECKING:
+    from ._tunables import Sysctl
+
+
+class Owner(Protocol):
+    def _post(self, cb: Aiocb, status: int, error: int) -> None: ...
+
+
+class PoolQueue:
+    """One context's queue in the pool: its jobs, how many run, how many may."""
+
+    __slots__ = ("active", "in_rotation", "jobs", "max_active", "owner")
+
+    def __init__(self, owner: Owner, max_active: int) -> None:
+        self.owner = owner
+        self.max_active = max_active
+        self.active = 0  # jobs of this context on a worker now
+        self.jobs: deque[Aiocb] = deque()  # FIFO; entries no longer QUEUED are skipped
+        self.in_rotation = False
+
+    def __repr__(self) -> str:
+        return f"<PoolQueue queued<={len(self.jobs)} active={self.active}/{self.max_active}>"
+
+
+class DaemonPool:
+    """Process-wide worker threads, shared by every context and loop."""
+
+    def __init__(self, sysctl: Sysctl) -> None:
+        self._sysctl = sysctl
+        self._names = itertools.count(1)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._rotation: deque[PoolQueue] = deque()  # queues with jobs, round robin
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+
+    @property
+    def num_procs(self) -> int:
+        return len(self._threads)
+
+    def submit(self, queue: PoolQueue, jobs: list[Aiocb]) -> None:
+        """Queue a batch in one hand-off: one lock, one round of wake-ups."""
+        with self._cond:
+            for cb in jobs:
+                cb._state = QUEUED
+            queue.jobs.extend(jobs)
+            if not queue.in_rotation:
+                queue.in_rotation = True
+                self._rotation.append(queue)
+            wanted = min(len(jobs), max(queue.max_active - queue.active, 1))
+            self._cond.notify(min(wanted, self._idle))
+            self._grow(wanted - self._idle)
+
+    def take_back(self, cb: Aiocb) -> bool:
+        """Take a job back before any worker starts it (cancel); False if too late."""
+        with self._cond:
+            if cb._state is not QUEUED:
+                return False
+            cb._state = RUNNING  # the caller completes it as cancelled at once
+            return True
+
+    def _grow(self, missing: int) -> None:
+        limit = self._sysctl.get_int("vfs.aio.max_aio_procs")
+        target = self._sysctl.get_int("vfs.aio.target_aio_procs")
+        want = max(missing, target - len(self._threads))
+        for _ in range(min(want, limit - len(self._threads))):
+            thread = threading.Thread(target=self._daemon, name=f"aiod-{next(self._names)}",
+                                      daemon=True)
+            self._threads.add(thread)
+            thread.start()
+
+    def _select(self) -> tuple[PoolQueue, Aiocb] | None:
+        """aio_selectjob, fair: the next context in rotation below its max_active."""
+        rotation = self._rotation
+        for _ in range(len(rotation)):
+            queue = rotation[0]
+            if queue.active >= queue.max_active:
+                rotation.rotate(-1)
+                continue
+            jobs = queue.jobs
+            while jobs:
+                cb = jobs.popleft()
+                if cb._state is QUEUED:
+                    cb._state = RUNNING
+                    queue.active += 1
+                    rotation.rotate(-1) if jobs else self._drop(queue)
+                    return queue, cb
+            self._drop(queue)
+        return None
+
+    def _drop(self, queue: PoolQueue) -> None:
+        self._rotation.popleft()
+        queue.in_rotation = False
+
+    def _next_job(self, done: PoolQueue | None) -> tuple[PoolQueue, Aiocb] | None:
+        """Finish the last job's accounting and wait for the next; None: time to exit."""
+        with self._cond:
+            if done is not None:
+                done.active -= 1
+            while (item := self._select()) is None:
+                self._idle += 1
+                lifetime = self._sysctl.get_float("vfs.aio.aiod_lifetime")
+                woken = self._cond.wait(lifetime)
+                self._idle -= 1
+                target = self._sysctl.get_int("vfs.aio.target_aio_procs")
+                if not woken and len(self._threads) > target and not self._rotation:
+                    self._threads.discard(threading.current_thread())
+                    return None
+            return item
+
+    def _daemon(self) -> None:
+        cond = self._cond  # a fork gives the child a new pool; this thread is the parent's
+        done: PoolQueue | None = None
+        while cond is self._cond and (item := self._next_job(done)) is not None:
+            done, cb = item
+            status, error = _io.run(cb)
+            done.owner._post(cb, status, error)
+
+    def after_fork_in_child(self) -> None:
+        self._reset()

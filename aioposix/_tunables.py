@@ -1,0 +1,141 @@
+"""The sysctl tunables of the AIO kernel (vfs_aio.c's SYSCTL_INT block).
+
+Each tunable is a record: its sysctl name, default, unit and the reason it
+exists.  `Sysctl` is the mapping users see as ``aioposix.sysctl``; it holds
+the writable values and reads the live counters from a callback, so nothing
+deep inside the library reads a global: the kernel passes values down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+
+Value = int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Tunable:
+    name: str
+    default: Value
+    unit: str
+    reason: str
+    minimum: float = 0
+    choices: tuple[str, ...] = ()
+
+
+TUNABLES: tuple[Tunable, ...] = (
+    Tunable("vfs.aio.max_aio_procs", 32, "threads",
+            "most worker daemons the pool may run", 1),
+    Tunable("vfs.aio.target_aio_procs", 4, "threads",
+            "workers kept alive once the pool is used, even when idle", 0),
+    Tunable("vfs.aio.max_aio_queue", 1024, "jobs",
+            "process-wide jobs not yet reaped; past it submits fail with EAGAIN", 1),
+    Tunable("vfs.aio.max_aio_per_proc", 32, "jobs",
+            "jobs of one context running in the pool at once (new contexts copy it)", 1),
+    Tunable("vfs.aio.max_aio_queue_per_proc", 256, "jobs",
+            "jobs of one context not yet reaped; past it EAGAIN (new contexts copy it)", 1),
+    Tunable("vfs.aio.max_buf_aio", 16, "jobs",
+            "kernel-submitted jobs of one context in flight (new contexts copy it)", 1),
+    Tunable("vfs.aio.aiod_lifetime", 30.0, "seconds",
+            "an idle worker exits after this while more than target_aio_procs exist", 0.001),
+    Tunable("vfs.aio.aiod_timeout", 10.0, "seconds",
+            "how long a rundown waits for running jobs before abandoning them", 0.0),
+    Tunable("vfs.aio.inline", 1, "bool",
+            "try page-cache hits inline with RWF_NOWAIT before handing a job to a worker", 0),
+)
+
+COUNTERS: dict[str, str] = {
+    "vfs.aio.num_aio_procs": "worker daemons alive now",
+    "vfs.aio.num_queue_count": "process-wide jobs submitted and not yet reaped",
+    "vfs.aio.num_buf_aio": "kernel-submitted (io_uring) jobs in flight",
+    "p1003_1b.aio_listio_max": "most entries of lio_listio and aio_suspend "
+                               "(= vfs.aio.max_aio_queue_per_proc)",
+}
+
+_BY_NAME = {t.name: t for t in TUNABLES}
+
+
+def describe(name: str) -> str:
+    """One line on what ``name`` means, for ``aioposix sysctl``."""
+    if name in _BY_NAME:
+        t = _BY_NAME[name]
+        return f"{t.reason} ({t.unit})"
+    return COUNTERS[name] + " (read-only)"
+
+
+def _checked(tunable: Tunable, value: object) -> Value:
+    if isinstance(tunable.default, str):
+        if not isinstance(value, str):
+            raise TypeError(f"{tunable.name} takes a string, not {type(value).__name__}")
+        if value not in tunable.choices:
+            raise ValueError(f"{tunable.name} must be one of {', '.join(tunable.choices)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{tunable.name} takes a number, not {type(value).__name__}")
+    if isinstance(tunable.default, int) and not isinstance(value, int):
+        raise TypeError(f"{tunable.name} takes a whole number")
+    if value < tunable.minimum or value != value:
+        raise ValueError(f"{tunable.name} must be at least {tunable.minimum}")
+    return type(tunable.default)(value)
+
+
+class Sysctl(MutableMapping[str, Value]):
+    """``aioposix.sysctl``: the tunables by their FreeBSD names, and counters.
+
+    Writing a counter raises PermissionError, an unknown name KeyError, and a
+    bad value ValueError or TypeError.  Removing a name is not possible.
+    """
+
+    def __init__(self, counters: Callable[[], dict[str, int]]) -> None:
+        self._values: dict[str, Value] = {t.name: t.default for t in TUNABLES}
+        self._counters = counters
+
+    def __getitem__(self, name: str) -> Value:
+        if name in self._values:
+            return self._values[name]
+        if name == "p1003_1b.aio_listio_max":
+            return self._values["vfs.aio.max_aio_queue_per_proc"]
+        if name in COUNTERS:
+            return self._counters()[name]
+        raise KeyError(name)
+
+    def __setitem__(self, name: str, value: Value) -> None:
+        if name in COUNTERS:
+            raise PermissionError(f"{name} is read-only")
+        if name not in _BY_NAME:
+            raise KeyError(name)
+        self._values[name] = _checked(_BY_NAME[name], value)
+
+    def __delitem__(self, name: str) -> None:
+        if name in self:
+            raise PermissionError(f"{name} cannot be removed")
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._values
+        yield from COUNTERS
+
+    def __len__(self) -> int:
+        return len(self._values) + len(COUNTERS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values or name in COUNTERS
+
+    def get_int(self, name: str) -> int:
+        """A whole-number tunable, typed for the library's own use."""
+        value = self._values[name]
+        assert isinstance(value, int)
+        return value
+
+    def get_float(self, name: str) -> float:
+        value = self._values[name]
+        assert isinstance(value, int | float)
+        return float(value)
+
+    def reset(self) -> None:
+        """Back to the defaults (tests use this)."""
+        self._values = {t.name: t.default for t in TUNABLES}
+
+    def __repr__(self) -> str:
+        return f"Sysctl({dict(self.items())!r})"

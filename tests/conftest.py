@@ -1,0 +1,93 @@
+"""One fixture runs every test on every loop and every backend.
+
+``anyio_backend`` gives the loops (asyncio, and asyncio with uvloop through
+AnyIO's runner); ``aio`` adds the backend (``inline``: page-cache hits are
+served inline with RWF_NOWAIT; ``pool``: every file job goes through the
+worker daemons) and checks that the test leaves no descriptor behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import aioposix
+from aioposix._kernel import KERNEL
+
+LOOPS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+]
+BACKENDS = ["inline", "pool"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        func = getattr(item, "function", None)
+        if func is not None and inspect.iscoroutinefunction(func):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture(params=LOOPS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    return request.param  # type: ignore[no-any-return]
+
+
+def open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@dataclass
+class Env:
+    """What a test knows about where it runs, and small helpers."""
+
+    loop: str
+    backend: str
+    tmp: Path
+
+    def file(self, data: bytes = b"", name: str = "data.bin", flags: int = os.O_RDWR) -> int:
+        path = self.tmp / name
+        path.write_bytes(data)
+        return os.open(path, flags)
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait, deadline-bounded, until ``predicate()`` holds (fails on the deadline)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s")
+            await asyncio.sleep(0.001)
+
+
+@pytest.fixture(params=BACKENDS)
+def aio(request: pytest.FixtureRequest, anyio_backend: tuple[str, dict[str, bool]],
+        tmp_path: Path) -> Iterator[Env]:
+    aioposix.sysctl.reset()  # type: ignore[attr-defined]
+    aioposix.sysctl["vfs.aio.inline"] = 1 if request.param == "inline" else 0
+    loop = "uvloop" if anyio_backend[1].get("use_uvloop") else "asyncio"
+    before = open_fds()
+    yield Env(loop=loop, backend=request.param, tmp=tmp_path)
+    aioposix.sysctl.reset()  # type: ignore[attr-defined]
+    leaked = open_fds() - before
+    # the test's own files are closed by the test; anything else is ours
+    assert not leaked, f"descriptors left open: {sorted(leaked)}"
+
+
+@pytest.fixture
+def thread_baseline() -> Iterator[Callable[[], int]]:
+    """Threads other than the process-wide worker daemons."""
+    def others() -> int:
+        return sum(1 for t in threading.enumerate() if not t.name.startswith("aiod-"))
+    yield others
+
+
+def pool_threads() -> int:
+    return KERNEL.pool.num_procs
