@@ -36,9 +36,10 @@ import os
 import stat
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
 from dataclasses import dataclass
+from fcntl import F_GETFL as _F_GETFL
+from fcntl import fcntl as _fcntl
 from typing import Any
 
 from . import _io, _validate
@@ -70,6 +71,16 @@ _RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
 _OPS = (*_RW, LIO_SYNC, LIO_DSYNC)
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _YIELD_EVERY = 128  # inline completions awaited in a row before yielding to the loop
+_NO_FAST_READ = _O_DIRECT | getattr(os, "O_PATH", 0) | os.O_WRONLY
+_preadv = os.preadv
+
+
+def _fd_flags_or_none(fd: int) -> int | None:
+    try:
+        flags: int = _fcntl(fd, _F_GETFL)
+    except OSError:
+        return None
+    return flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +132,7 @@ class AioContext:
         self.max_queued = _limit(max_queued, "vfs.aio.max_aio_queue_per_proc")
         self.max_buf = _limit(max_buf, "vfs.aio.max_buf_aio")
         self._kernel = _KERNEL
+        self._tokens = _KERNEL.tokens
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bridge: Bridge | None = None
         self._queue = PoolQueue(self, self.max_active)
@@ -128,7 +140,7 @@ class AioContext:
         self._closing = False
         self._count = 0  # jobs accepted and not reaped
         self._fds: dict[int, dict[Aiocb, None]] = {}  # {fd number: {cb: None}} in flight
-        self._done: OrderedDict[Aiocb, None] = OrderedDict()  # {cb: None} completion order
+        self._done: dict[Aiocb, None] = {}  # {cb: None} finished, in completion order
         self._batch: list[Aiocb] | None = None  # pool jobs of an lio_listio being queued
         self._later: list[Aiocb] = []  # finished jobs whose notifications are due
         self._posted: list[tuple[Aiocb, int, int]] = []  # [(cb, status, error)] from workers
@@ -164,7 +176,47 @@ class AioContext:
 
     def aio_read(self, cb: Aiocb) -> None:
         """Queue a read of cb.nbytes at cb.offset into cb.buf."""
+        buf = cb.buf
+        # The hot case, in one piece: a whole bytearray, a plain offset, no
+        # sigevent, nothing else in flight on the fd.  Anything unusual (and
+        # every error) takes the general path, which explains itself.
+        if (type(buf) is bytearray and cb.sigevent is None and cb._ctx is None
+                and self._inline and self._loop is not None and not self._closing):
+            fd, offset = cb.fildes, cb.offset
+            if (type(offset) is int and offset >= 0 and cb.nbytes == len(buf)
+                    and type(fd) is int and fd not in self._fds and cb.reqprio == 0):
+                flags = _fd_flags_or_none(fd)
+                if flags is not None and not flags & _NO_FAST_READ:
+                    self._fast_read(cb, fd, buf, offset, flags)
+                    return
         self._submit(cb, LIO_READ)
+
+    def _fast_read(self, cb: Aiocb, fd: int, buf: bytearray, offset: int, flags: int) -> None:
+        if self._count >= self.max_queued:
+            self._submit(cb, LIO_READ)  # refused there, with the reason
+            return
+        self._tokens.append(None)
+        if len(self._tokens) > self._kernel.sysctl.get_int("vfs.aio.max_aio_queue"):
+            self._tokens.pop()
+            self._submit(cb, LIO_READ)
+            return
+        self._count += 1
+        cb._ctx = self
+        try:
+            got = _preadv(fd, [buf], offset, _io.RWF_NOWAIT)
+        except OSError:
+            got = -1
+        if got == len(buf) or got == 0:
+            cb._status, cb._error, cb._state = got, 0, DONE
+            self._done[cb] = None
+            if self._waiters:
+                self._defer(cb)
+            return
+        # not cached, or short (EOF or partly cached): the general machinery
+        cb._key, cb._op, cb._off, cb._n, cb._views = fd, LIO_READ, offset, len(buf), [buf]
+        cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
+        if not self._try_inline(cb):
+            self._start_slow(cb, flags)
 
     def aio_write(self, cb: Aiocb) -> None:
         """Queue a write of cb.nbytes from cb.buf at cb.offset."""
@@ -235,9 +287,6 @@ class AioContext:
         self._count += 1
         cb._ctx = self
         cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
-        cb._waiter = None
-        cb._autoreap = False
-        cb._lio = None
         if lio is not None:
             lio.add(cb)
 
@@ -335,7 +384,7 @@ class AioContext:
         for cb, status, err in batch:
             self._release(cb)
             cb._status, cb._error, cb._state, cb._ctx = status, err, IDLE, None
-            self._kernel.release()
+            self._tokens.pop()
 
     def _release(self, cb: Aiocb) -> None:
         if cb._fd >= 0:
@@ -399,11 +448,10 @@ class AioContext:
             raise einval("the job is not done, or not known to this context")
         del self._done[cb]
         self._count -= 1
-        self._kernel.release()
-        cb._ctx = None
-        cb._state = IDLE
-        cb._waiter = None
-        cb._lio = None
+        self._tokens.pop()
+        # an idle cb has no waiter, batch, sigevent or autoreap: the fast path relies on it
+        cb._ctx, cb._state, cb._waiter, cb._lio, cb._sev, cb._autoreap = (
+            None, IDLE, None, None, None, False)
         if raising and cb._error:
             raise OSError(cb._error, os.strerror(cb._error))
         return cb._status

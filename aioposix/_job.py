@@ -91,7 +91,7 @@ class Aiocb:
         self._waiter: asyncio.Future[None] | None = None
         self._lio: LioBatch | None = None
         self._autoreap = False
-        self._views: list[memoryview] | None = None
+        self._views: list[Any] | None = None  # the job's buffers, as snapshotted
         self._fd = -1
         self._off = 0
         self._n = 0

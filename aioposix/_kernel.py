@@ -17,6 +17,7 @@ import errno
 import os
 import threading
 import weakref
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ._daemon import DaemonPool
@@ -34,7 +35,7 @@ class Kernel:
         self.pool = DaemonPool(self.sysctl)
         self.lock = threading.Lock()
         self.generation = 0
-        self.num_queue_count = 0  # jobs submitted and not reaped, every context
+        self.tokens: deque[None] = deque()  # one per job submitted and not reaped
         self.num_buf_aio = 0  # jobs in io_uring, every context
         # {loop: its default AioContext}
         self.defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AioContext] = (
@@ -48,23 +49,32 @@ class Kernel:
             "vfs.aio.num_buf_aio": self.num_buf_aio,
         }
 
-    def reserve(self, count: int = 1) -> None:
-        """Count ``count`` new jobs against max_aio_queue, or raise EAGAIN."""
-        limit = self.sysctl.get_int("vfs.aio.max_aio_queue")
-        with self.lock:
-            if self.num_queue_count + count > limit:
-                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable: "
-                                      "vfs.aio.max_aio_queue jobs are outstanding")
-            self.num_queue_count += count
+    # num_queue_count is the length of a deque of tokens.  deque.append and
+    # deque.pop are single C calls, atomic under the GIL, so loops in many
+    # threads count jobs without taking a lock on the per-job path.  reserve()
+    # appends first and checks after: two submitters racing at the limit may
+    # both be refused, but the total never goes over max_aio_queue.
 
-    def release(self, count: int = 1) -> None:
-        with self.lock:
-            self.num_queue_count -= count
+    @property
+    def num_queue_count(self) -> int:
+        return len(self.tokens)
+
+    def reserve(self) -> None:
+        """Count one new job against max_aio_queue, or raise EAGAIN."""
+        tokens = self.tokens
+        tokens.append(None)
+        if len(tokens) > self.sysctl.get_int("vfs.aio.max_aio_queue"):
+            tokens.pop()
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable: "
+                                  "vfs.aio.max_aio_queue jobs are outstanding")
+
+    def release(self) -> None:
+        self.tokens.pop()
 
     def after_fork_in_child(self) -> None:
         self.lock = threading.Lock()
         self.generation += 1
-        self.num_queue_count = 0
+        self.tokens.clear()
         self.num_buf_aio = 0
         self.defaults = weakref.WeakKeyDictionary()
         self.pool.after_fork_in_child()
