@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import stat
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
@@ -42,7 +44,7 @@ from fcntl import F_GETFL as _F_GETFL
 from fcntl import fcntl as _fcntl
 from typing import Any
 
-from . import _io, _validate
+from . import _io, _uring, _validate
 from ._bridge import Bridge, bridge_for
 from ._constants import (
     AIO_ALLDONE,
@@ -60,7 +62,21 @@ from ._constants import (
     SIGEV_NONE,
 )
 from ._daemon import PoolQueue
-from ._job import DONE, IDLE, KERNEL, PARKED, QUEUED, RUNNING, WAITING, Aiocb, einval
+from ._job import (
+    DONE,
+    IDLE,
+    KERNEL,
+    PARKED,
+    PATH_BRIDGE,
+    PATH_BUF,
+    PATH_POOL,
+    PATH_RING,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    Aiocb,
+    einval,
+)
 from ._kernel import KERNEL as _KERNEL
 from ._lio import LioBatch
 from ._notify import SigEvent, deliver
@@ -148,6 +164,9 @@ class AioContext:
         self._waiters: list[asyncio.Future[bool]] = []  # aio_suspend/waitcomplete sleepers
         self._streak = 0
         self._inline = bool(self._kernel.sysctl["vfs.aio.inline"])
+        self._file_ring = self._kernel.backend() == "io_uring"  # regular files via io_uring
+        self._ring: _uring.Ring | None = None  # the loop's ring, once this context used it
+        self._buf_jobs = 0  # kernel-submitted jobs in flight (max_buf)
         self._sentinel: object = None  # see current_context()
         self._kernel.contexts.add(self)
 
@@ -328,32 +347,87 @@ class AioContext:
             self._defer(cb)
 
     def _start_slow(self, cb: Aiocb, flags: int) -> None:
-        """Everything the inline attempt could not finish: bridge or pool."""
+        """Everything the inline attempt could not finish: bridge, ring or pool."""
         assert cb._views is not None
         try:
             st = os.fstat(cb._key)
             cb._views = _validate.pin(cb._views)
-            pollable = cb._op in _RW and _is_pollable(st)
-            if not pollable:
+            path = self._path_for(cb, flags, st)
+            if path == PATH_BUF and self._buf_jobs >= self.max_buf:
+                self._unadmit(cb)
+                cb._error, cb._status = errno.EAGAIN, -1
+                raise error(errno.EAGAIN, f"{self._buf_jobs} kernel-submitted jobs in flight "
+                                          f"(max_buf={self.max_buf})")
+            if path != PATH_BRIDGE:
                 cb._fd = os.dup(cb._key)
+        except BlockingIOError:
+            raise
         except OSError as exc:  # out of descriptors, or the like
             self._finish_now(cb, -1, exc.errno or errno.EIO)
             return
+        cb._path = path
         jobs = self._fds.setdefault(cb._key, {})
         barrier = bool(jobs) and (cb._op in (LIO_SYNC, LIO_DSYNC) or
                                   (cb._op in (LIO_WRITE, LIO_WRITEV) and flags & os.O_APPEND))
         jobs[cb] = None
-        if pollable:
+        if path == PATH_BRIDGE:
             assert self._bridge is not None
             self._bridge.park(cb, self, st)
         elif not barrier:
             self._dispatch(cb)
 
+    def _path_for(self, cb: Aiocb, flags: int, st: os.stat_result) -> int:
+        if cb._op in _RW and _is_pollable(st):
+            return PATH_BRIDGE
+        direct = flags & _O_DIRECT or stat.S_ISBLK(st.st_mode)
+        if direct and self._ring_usable() and _aligned(cb, st):
+            return PATH_BUF if cb._op in _RW else PATH_RING
+        if self._file_ring and stat.S_ISREG(st.st_mode):
+            return PATH_RING
+        return PATH_POOL
+
+    def _ring_usable(self) -> bool:
+        return self._file_ring or _uring.probe() is None
+
+    def _unadmit(self, cb: Aiocb) -> None:
+        """Undo _admit for a job refused after all (max_buf): nothing was queued."""
+        self._release(cb)
+        self._count -= 1
+        self._tokens.pop()
+        cb._ctx, cb._state, cb._sev = None, IDLE, None
+        if cb._lio is not None:
+            cb._lio.pending -= 1
+            cb._lio = None
+
     def _dispatch(self, cb: Aiocb) -> None:
-        if self._batch is not None:
-            self._batch.append(cb)
-        else:
-            self._kernel.pool.submit(self._queue, [cb])
+        if cb._path == PATH_POOL:
+            if self._batch is not None:
+                self._batch.append(cb)
+            else:
+                self._kernel.pool.submit(self._queue, [cb])
+            return
+        if self._ring is None:
+            assert self._loop is not None
+            self._ring = _uring.acquire(self._loop)
+        if cb._path == PATH_BUF:
+            self._buf_jobs += 1
+            self._kernel.buf_tokens.append(None)
+        cb._state = KERNEL
+        self._ring.submit(cb, self._ring_done, batch=self._batch is not None)
+
+    def _ring_done(self, cb: Aiocb, status: int, err: int) -> None:
+        """A CQE for ``cb``: finish it, or go on with the rest of a short write."""
+        if status > 0 and cb._op in (LIO_WRITE, LIO_WRITEV) and cb._progress + status < cb._n:
+            cb._progress += status
+            assert self._ring is not None
+            self._ring.submit(cb, self._ring_done)
+            return
+        if cb._path == PATH_BUF:
+            self._buf_jobs -= 1
+            self._kernel.buf_tokens.pop()
+        if status >= 0 and cb._op in _RW:
+            status += cb._progress
+        self._bridge_done(cb, status, err)
 
     # -- completion ---------------------------------------------------------
 
@@ -608,6 +682,8 @@ class AioContext:
             jobs, self._batch = self._batch, None
             if jobs:
                 self._kernel.pool.submit(self._queue, jobs)
+            if self._ring is not None:
+                self._ring.flush()
         return refused
 
     def _submit_entry(self, cb: Aiocb, batch: LioBatch) -> None:
@@ -648,6 +724,9 @@ class AioContext:
         for cb in list(self._done):
             self._reap(cb, raising=False)
         self._abandon_running()
+        if self._ring is not None and not self._fds:
+            _uring.release(self._ring)
+            self._ring = None
         self._closed = True
 
     def _abandon_running(self) -> None:
@@ -675,8 +754,8 @@ class AioContext:
             for cb in jobs:
                 counts[cb._state] = counts.get(cb._state, 0) + 1
         return ContextStatistics(
-            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING],
-            done=len(self._done), parked=counts[PARKED], buffer_jobs=counts[KERNEL],
+            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING] + counts[KERNEL],
+            done=len(self._done), parked=counts[PARKED], buffer_jobs=self._buf_jobs,
             max_active=self.max_active, max_queued=self.max_queued, max_buf=self.max_buf)
 
     def __repr__(self) -> str:
@@ -689,6 +768,25 @@ class AioContext:
 def _expire(fut: asyncio.Future[bool]) -> None:
     if not fut.done():
         fut.set_result(False)
+
+
+def _aligned(cb: Aiocb, st: os.stat_result) -> bool:
+    """Offset and size are multiples of the device's logical block size."""
+    size = _logical_block_size(cb._key, st)
+    return cb._off >= 0 and cb._off % size == 0 and cb._n % size == 0
+
+
+def _logical_block_size(fd: int, st: os.stat_result) -> int:
+    if stat.S_ISBLK(st.st_mode):
+        try:
+            raw = fcntl.ioctl(fd, _BLKSSZGET, b"\0\0\0\0")
+            return int.from_bytes(raw, sys.byteorder) or 512
+        except OSError:
+            return 512
+    return st.st_blksize or 4096
+
+
+_BLKSSZGET = 0x1268
 
 
 def _is_pollable(st: os.stat_result) -> bool:

@@ -51,6 +51,13 @@ KERNEL = JobState.KERNEL
 DONE = JobState.DONE
 
 
+# Where a job that could not finish inline goes.
+PATH_POOL = 0  # the worker daemons
+PATH_RING = 1  # io_uring, as the file backend
+PATH_BUF = 2  # io_uring, as the kernel-submitted path of O_DIRECT files and disks
+PATH_BRIDGE = 3  # the readiness bridge
+
+
 def einval(why: str) -> OSError:
     return OSError(errno.EINVAL, f"{errno.errorcode[errno.EINVAL]}: {why}")
 
@@ -66,7 +73,7 @@ class Aiocb:
 
     __slots__ = (
         "_autoreap", "_bridge_key", "_ctx", "_error", "_fd", "_key", "_lio", "_n", "_off",
-        "_op", "_progress", "_sev", "_state", "_status", "_views", "_waiter",
+        "_op", "_path", "_progress", "_sev", "_state", "_status", "_views", "_waiter",
         "buf", "fildes", "iov", "lio_opcode", "nbytes", "offset", "reqprio", "sigevent",
     )
 
@@ -97,6 +104,7 @@ class Aiocb:
         self._n = 0
         self._op = LIO_NOP
         self._progress = 0
+        self._path = PATH_POOL  # where the slow path sent it
         self._key = -1  # the fd number at submit: the context's {fd: jobs} key
         self._sev: SigEvent | None = None  # the sigevent as submitted
         self._bridge_key: tuple[int, int, bool] | None = None

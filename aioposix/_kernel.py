@@ -20,8 +20,9 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
+from . import _backend, _uring
 from ._daemon import DaemonPool
-from ._tunables import Sysctl
+from ._tunables import Sysctl, Value
 
 if TYPE_CHECKING:
     import asyncio
@@ -36,18 +37,26 @@ class Kernel:
         self.lock = threading.Lock()
         self.generation = 0
         self.tokens: deque[None] = deque()  # one per job submitted and not reaped
-        self.num_buf_aio = 0  # jobs in io_uring, every context
+        self.buf_tokens: deque[None] = deque()  # one per kernel-submitted job in flight
         # {loop: its default AioContext}
         self.defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AioContext] = (
             weakref.WeakKeyDictionary())
         self.contexts: weakref.WeakSet[AioContext] = weakref.WeakSet()  # every live context
 
-    def _counters(self) -> dict[str, int]:
+    def _counters(self) -> dict[str, Value]:
         return {
+            "vfs.aio.backend_active": self.backend(),
+            "vfs.aio.io_uring": _backend.uring_status(),
             "vfs.aio.num_aio_procs": self.pool.num_procs,
             "vfs.aio.num_queue_count": self.num_queue_count,
-            "vfs.aio.num_buf_aio": self.num_buf_aio,
+            "vfs.aio.num_buf_aio": len(self.buf_tokens),
         }
+
+    def backend(self) -> str:
+        """'threads' or 'io_uring': what new contexts use for file jobs."""
+        setting = self.sysctl["vfs.aio.backend"]
+        assert isinstance(setting, str)
+        return _backend.active(setting)
 
     # num_queue_count is the length of a deque of tokens.  deque.append and
     # deque.pop are single C calls, atomic under the GIL, so loops in many
@@ -75,7 +84,8 @@ class Kernel:
         self.lock = threading.Lock()
         self.generation += 1
         self.tokens.clear()
-        self.num_buf_aio = 0
+        self.buf_tokens.clear()
+        _uring.after_fork_in_child()
         self.defaults = weakref.WeakKeyDictionary()
         self.pool.after_fork_in_child()
         for ctx in list(self.contexts):

@@ -42,10 +42,16 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("vfs.aio.aiod_timeout", 10.0, "seconds",
             "how long a rundown waits for running jobs before abandoning them", 0.0),
     Tunable("vfs.aio.inline", 1, "bool",
-            "try page-cache hits inline with RWF_NOWAIT before handing a job to a worker", 0),
+            "try page-cache hits inline with RWF_NOWAIT before handing a job on", 0),
+    Tunable("vfs.aio.backend", "auto", "name",
+            "file jobs that cannot finish inline: auto, threads or io_uring "
+            "(AIOPOSIX_BACKEND overrides; new contexts copy it)", 0,
+            ("auto", "threads", "io_uring")),
 )
 
 COUNTERS: dict[str, str] = {
+    "vfs.aio.backend_active": "the backend new contexts use for file jobs",
+    "vfs.aio.io_uring": "whether io_uring works here, or why not",
     "vfs.aio.num_aio_procs": "worker daemons alive now",
     "vfs.aio.num_queue_count": "process-wide jobs submitted and not yet reaped",
     "vfs.aio.num_buf_aio": "kernel-submitted (io_uring) jobs in flight",
@@ -87,7 +93,7 @@ class Sysctl(MutableMapping[str, Value]):
     bad value ValueError or TypeError.  Removing a name is not possible.
     """
 
-    def __init__(self, counters: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, counters: Callable[[], dict[str, Value]]) -> None:
         self._values: dict[str, Value] = {t.name: t.default for t in TUNABLES}
         self._counters = counters
 

@@ -92,20 +92,25 @@ class Window:
 
 
 async def heartbeat(window: Window, stats: dict[str, float]) -> None:
-    """Sleep HEARTBEAT in a loop; record the worst lateness inside the window."""
+    """Sleep HEARTBEAT in a loop; record the worst lateness of the beats that
+    overlap the measured window (a beat held off past its end still counts:
+    an engine that never yields shows the whole window as its stall)."""
     worst = 0.0
     beats = 0
     sleep = asyncio.sleep
     clock = time.perf_counter
-    while window.phase != Window.STOP:
+    while True:
         t0 = clock()
         await sleep(HEARTBEAT)
         t1 = clock()
-        if window.phase == Window.MEASURE and t0 >= window.start_t:
+        if window.phase != Window.WARMUP and t1 >= window.start_t and (
+                window.phase == Window.MEASURE or t0 <= window.end_t):
             beats += 1
             worst = max(worst, t1 - t0 - HEARTBEAT)
-        stats["worst_stall_ms"] = worst * 1e3
-        stats["beats"] = beats
+            stats["worst_stall_ms"] = worst * 1e3
+            stats["beats"] = beats
+        if window.phase == Window.STOP:
+            return
 
 
 # -- engines ----------------------------------------------------------------
@@ -137,8 +142,10 @@ async def run_workers(name: str, loop_name: str, make_worker: Callable[[Window],
     window = Window(args.warmup, args.seconds)
     stats: dict[str, float] = {"worst_stall_ms": 0.0, "beats": 0}
     worker = make_worker(window)
-    tasks = [asyncio.create_task(worker(i), name=f"{name}-{i}") for i in range(args.qd)]
+    # The heartbeat goes first and is asleep before any worker runs.
     beat = asyncio.create_task(heartbeat(window, stats), name=f"{name}-heartbeat")
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(worker(i), name=f"{name}-{i}") for i in range(args.qd)]
     everything = [*tasks, beat]
     try:
         limit = args.warmup + args.seconds + 30

@@ -2,8 +2,10 @@
 
 ``anyio_backend`` gives the loops (asyncio, and asyncio with uvloop through
 AnyIO's runner); ``aio`` adds the backend (``inline``: page-cache hits are
-served inline with RWF_NOWAIT; ``pool``: every file job goes through the
-worker daemons) and checks that the test leaves no descriptor behind.
+served inline with RWF_NOWAIT, the rest by the worker daemons; ``pool``:
+every file job goes through the worker daemons; ``io_uring``: every file
+job goes through io_uring) and checks that the test leaves no descriptor
+behind.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import pytest
 
 import aioposix
 from aioposix._kernel import KERNEL
+from aioposix._uring import probe as uring_probe
 
 LOOPS = [
     pytest.param(("asyncio", {}), id="asyncio"),
     pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
 ]
-BACKENDS = ["inline", "pool"]
+# name: (vfs.aio.backend, vfs.aio.inline)
+BACKENDS = {"inline": ("threads", 1), "pool": ("threads", 0), "io_uring": ("io_uring", 0)}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,11 +71,15 @@ class Env:
             await asyncio.sleep(0.001)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=list(BACKENDS))
 def aio(request: pytest.FixtureRequest, anyio_backend: tuple[str, dict[str, bool]],
         tmp_path: Path) -> Iterator[Env]:
+    if request.param == "io_uring" and (reason := uring_probe()) is not None:
+        pytest.skip(f"io_uring is not usable here: {reason}")
     aioposix.sysctl.reset()  # type: ignore[attr-defined]
-    aioposix.sysctl["vfs.aio.inline"] = 1 if request.param == "inline" else 0
+    backend, inline = BACKENDS[request.param]
+    aioposix.sysctl["vfs.aio.backend"] = backend
+    aioposix.sysctl["vfs.aio.inline"] = inline
     loop = "uvloop" if anyio_backend[1].get("use_uvloop") else "asyncio"
     before = open_fds()
     yield Env(loop=loop, backend=request.param, tmp=tmp_path)

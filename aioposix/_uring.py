@@ -1,0 +1,351 @@
+"""The kernel-submitted path: io_uring (the seed's physio, aio_qphysio/aio_physwakeup).
+
+In vfs_aio.c, a request on a raw disk skips the daemons: ``aio_qphysio``
+hands a buffer straight to the driver and ``aio_physwakeup`` completes the
+job from the interrupt.  Such jobs are limited by ``max_buf_aio`` per
+process, counted in ``num_buf_aio``, and cannot be cancelled once started.
+The modern equivalent is io_uring: the request goes to the kernel with no
+thread of ours, straight into the caller's buffer.
+
+Why our own small layer: the maintained Python bindings either need a newer
+kernel than many hosts run, replace the event loop, or copy buffers; we
+need reads into the caller's buffer and completion through an eventfd the
+loop watches.  So this module talks to the three system calls with ctypes
+and reads the rings through mmap:
+
+- one ring per event loop (the loop thread is the only submitter), made on
+  first use and closed when the loop's last context closes;
+- SQEs written during one loop iteration are submitted together by one
+  ``io_uring_enter`` at the end of the iteration (``call_soon``); an lio
+  batch flushes at once, so a batch is always one call;
+- the kernel signals completions on an eventfd registered with
+  IORING_REGISTER_EVENTFD, watched with ``loop.add_reader``: one wake-up
+  drains every ready CQE;
+- each in-flight request keeps its job, iovec array and ctypes views of the
+  buffers alive until its CQE arrives, so a cancelled awaiting task or a
+  closed context never frees memory the kernel still writes into.
+
+Ring memory is shared with the kernel: the CQ head is ours to advance, the
+SQ tail ours to publish.  The kernel reads the tail with an acquire load and
+expects the SQE stores to be visible before the tail store.  From Python we
+cannot issue a store-release, so we rely on x86-64's memory model (stores
+are never reordered with other stores); ``probe()`` reports io_uring as
+unavailable on other architectures and everything then uses the pool.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import struct
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC
+from ._io import remaining
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._job import Aiocb
+
+_NR_SETUP, _NR_ENTER, _NR_REGISTER = 425, 426, 427  # the same on x86-64 and arm64
+_OFF_SQ_RING, _OFF_CQ_RING, _OFF_SQES = 0, 0x8000000, 0x10000000
+_FEAT_SINGLE_MMAP = 1
+_ENTER_GETEVENTS = 1
+_REGISTER_EVENTFD = 4
+_OP_READV, _OP_WRITEV, _OP_FSYNC = 1, 2, 3
+_FSYNC_DATASYNC = 1
+_SQE = struct.Struct("=BBHiQQIIQHHiQQ")  # io_uring_sqe: 64 bytes
+_CQE = struct.Struct("=QiI")  # io_uring_cqe: 16 bytes
+_U32 = struct.Struct("=I")
+
+
+class _SqOffsets(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint32) for name in (
+        "head", "tail", "ring_mask", "ring_entries", "flags", "dropped", "array", "resv1")] + [
+        ("user_addr", ctypes.c_uint64)]
+
+
+class _CqOffsets(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint32) for name in (
+        "head", "tail", "ring_mask", "ring_entries", "overflow", "cqes", "flags", "resv1")] + [
+        ("user_addr", ctypes.c_uint64)]
+
+
+class _Params(ctypes.Structure):
+    _fields_ = [
+        ("sq_entries", ctypes.c_uint32), ("cq_entries", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32), ("sq_thread_cpu", ctypes.c_uint32),
+        ("sq_thread_idle", ctypes.c_uint32), ("features", ctypes.c_uint32),
+        ("wq_fd", ctypes.c_uint32), ("resv", ctypes.c_uint32 * 3),
+        ("sq_off", _SqOffsets), ("cq_off", _CqOffsets),
+    ]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def _check(result: int) -> int:
+    if result < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return result
+
+
+class _Iovecs(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _address(view: Any, writable: bool) -> tuple[int, int, Any]:
+    """(address, length, what keeps it alive) of one buffer, with no copy."""
+    if type(view) is bytes:
+        pointer = ctypes.c_char_p(view)
+        return ctypes.cast(pointer, ctypes.c_void_p).value or 0, len(view), (view, pointer)
+    mv = view if type(view) is memoryview else memoryview(view)
+    if mv.readonly:
+        if writable:
+            raise OSError(errno.EFAULT, "read-only buffer")
+        data = bytes(mv)  # a read-only buffer ctypes cannot address: one copy
+        return _address(data, False)
+    if mv.nbytes == 0:
+        return 0, 0, None
+    arr = (ctypes.c_char * mv.nbytes).from_buffer(mv)
+    return ctypes.addressof(arr), mv.nbytes, arr
+
+
+class Ring:
+    """One io_uring instance, owned by one loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, entries: int = 256) -> None:
+        self._loop = loop
+        params = _Params()
+        self.fd = _check(_syscall(_NR_SETUP, entries, ctypes.byref(params)))
+        try:
+            self._map(params)
+            self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            efd = ctypes.c_int32(self.efd)
+            _check(_syscall(_NR_REGISTER, self.fd, _REGISTER_EVENTFD, ctypes.byref(efd), 1))
+        except BaseException:
+            self._unmap()
+            os.close(self.fd)
+            raise
+        # {user_data: (cb, on_done, keepalive)}
+        self._inflight: dict[int, tuple[Aiocb, Callable[[Aiocb, int, int], None], Any]] = {}
+        self._next_id = 1
+        self._unsubmitted: list[int] = []  # user_data of SQEs written, not yet entered
+        self._backlog: list[tuple[Aiocb, Callable[[Aiocb, int, int], None]]] = []
+        self._capacity = 2 * entries  # CQ size: never more requests in flight than that
+        self._flush_scheduled = False
+        self._closed = False
+        self.users = 0  # contexts holding this ring
+        loop.add_reader(self.efd, self._reap)
+
+    def _map(self, p: _Params) -> None:
+        self.sq_entries = p.sq_entries
+        sq_size = p.sq_off.array + p.sq_entries * 4
+        cq_size = p.cq_off.cqes + p.cq_entries * _CQE.size
+        single = bool(p.features & _FEAT_SINGLE_MMAP)
+        if single:
+            sq_size = cq_size = max(sq_size, cq_size)
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        prot = mmap.PROT_READ | mmap.PROT_WRITE
+        self._sq = mmap.mmap(self.fd, sq_size, flags, prot, offset=_OFF_SQ_RING)
+        self._cq = self._sq if single else mmap.mmap(self.fd, cq_size, flags, prot,
+                                                     offset=_OFF_CQ_RING)
+        self._sqes = mmap.mmap(self.fd, p.sq_entries * _SQE.size, flags, prot,
+                               offset=_OFF_SQES)
+        self._sq_head, self._sq_tail = p.sq_off.head, p.sq_off.tail
+        self._sq_mask = _U32.unpack_from(self._sq, p.sq_off.ring_mask)[0]
+        self._sq_array = p.sq_off.array
+        self._cq_head, self._cq_tail = p.cq_off.head, p.cq_off.tail
+        self._cq_mask = _U32.unpack_from(self._cq, p.cq_off.ring_mask)[0]
+        self._cqes = p.cq_off.cqes
+
+    def _unmap(self) -> None:
+        for name in ("_sqes", "_cq", "_sq"):
+            area = getattr(self, name, None)
+            if area is not None and not area.closed:
+                area.close()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def space(self) -> int:
+        head = _U32.unpack_from(self._sq, self._sq_head)[0]
+        tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
+        return int(self.sq_entries - ((tail - head) & 0xFFFFFFFF))
+
+    def submit(self, cb: Aiocb, on_done: Callable[[Aiocb, int, int], None],
+               batch: bool = False) -> None:
+        """Write the job's SQE; it reaches the kernel at the end of this loop
+        iteration (or at ``flush()`` for a batch)."""
+        if len(self._inflight) >= self._capacity:
+            self._backlog.append((cb, on_done))  # the CQ could overflow: wait for room
+            return
+        if self.space() == 0:
+            self.flush()
+        user_data = self._next_id
+        self._next_id += 1
+        opcode, address, length, rw_flags, keep = self._prepare(cb)
+        tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
+        index = tail & self._sq_mask
+        offset = cb._off + cb._progress if cb._off >= 0 else -1
+        _SQE.pack_into(self._sqes, index * _SQE.size, opcode, 0, 0, cb._fd,
+                       offset & 0xFFFFFFFFFFFFFFFF, address, length, rw_flags, user_data,
+                       0, 0, 0, 0, 0)
+        _U32.pack_into(self._sq, self._sq_array + index * 4, index)
+        _U32.pack_into(self._sq, self._sq_tail, (tail + 1) & 0xFFFFFFFF)
+        self._inflight[user_data] = (cb, on_done, keep)
+        self._unsubmitted.append(user_data)
+        if not batch and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def _prepare(self, cb: Aiocb) -> tuple[int, int, int, int, Any]:
+        op = cb._op
+        if op in (LIO_SYNC, LIO_DSYNC):
+            return _OP_FSYNC, 0, 0, _FSYNC_DATASYNC if op == LIO_DSYNC else 0, None
+        writable = op in (LIO_READ, LIO_READV)
+        parts = [_address(v, writable) for v in remaining(cb._views or [], cb._progress)]
+        iovs = (_Iovecs * max(len(parts), 1))()
+        for slot, (address, length, _) in zip(iovs, parts, strict=False):
+            slot.base, slot.len = address, length
+        keep = (iovs, [part[2] for part in parts])
+        opcode = _OP_READV if writable else _OP_WRITEV
+        return opcode, ctypes.addressof(iovs), len(parts), 0, keep
+
+    def flush(self) -> None:
+        """One io_uring_enter for everything written since the last one."""
+        self._flush_scheduled = False
+        ids, self._unsubmitted = self._unsubmitted, []
+        count = len(ids)
+        while count > 0 and not self._closed:
+            submitted = _syscall(_NR_ENTER, self.fd, count, 0, 0, None, 0)
+            if submitted >= 0:
+                count -= submitted
+                continue
+            code = ctypes.get_errno()
+            if code in (errno.EAGAIN, errno.EBUSY, errno.EINTR):
+                self._reap()  # make room in the CQ, then try again
+                continue
+            self._refused(ids[-count:], code)
+            return
+
+    def _refused(self, ids: list[int], code: int) -> None:
+        """The kernel would not take the last SQEs: unpublish them, fail their jobs."""
+        tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
+        _U32.pack_into(self._sq, self._sq_tail, (tail - len(ids)) & 0xFFFFFFFF)
+        for user_data in ids:
+            cb, on_done, _ = self._inflight.pop(user_data)
+            on_done(cb, -1, code)
+
+    def _reap(self) -> None:
+        """Drain every ready CQE (the eventfd said some are there)."""
+        try:
+            os.eventfd_read(self.efd)
+        except BlockingIOError:
+            pass
+        cq = self._cq
+        head = _U32.unpack_from(cq, self._cq_head)[0]
+        tail = _U32.unpack_from(cq, self._cq_tail)[0]
+        done = []
+        while head != tail:
+            user_data, res, _ = _CQE.unpack_from(cq, self._cqes + (head & self._cq_mask) * 16)
+            done.append((user_data, res))
+            head = (head + 1) & 0xFFFFFFFF
+        _U32.pack_into(cq, self._cq_head, head)
+        for user_data, res in done:
+            entry = self._inflight.pop(user_data, None)
+            if entry is not None:
+                cb, on_done, _ = entry
+                on_done(cb, res if res >= 0 else -1, -res if res < 0 else 0)
+        while self._backlog and len(self._inflight) < self._capacity:
+            self.submit(*self._backlog.pop(0))
+
+    def wait_all(self) -> None:
+        """Block until the kernel has finished every request (used at close)."""
+        while self._inflight or self._backlog:
+            if self._unsubmitted:
+                self.flush()
+            _syscall(_NR_ENTER, self.fd, 0, 1, _ENTER_GETEVENTS, None, 0)
+            self._reap()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.wait_all()
+        self._closed = True
+        try:
+            self._loop.remove_reader(self.efd)
+        except RuntimeError:
+            pass  # the loop is already closed
+        os.close(self.efd)
+        self._unmap()
+        os.close(self.fd)
+
+    def __repr__(self) -> str:
+        return f"<Ring fd={self.fd} inflight={len(self._inflight)}>"
+
+
+_RINGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ring] = (
+    weakref.WeakKeyDictionary())  # {loop: Ring}
+_PROBE: dict[str, str | None] = {}  # {"reason": why io_uring is unusable, or None}
+
+
+def probe() -> str | None:
+    """None if io_uring works here, else the reason (ENOSYS, EPERM, disabled).
+
+    Asked once per process (and again in a forked child).
+    """
+    if "reason" not in _PROBE:
+        _PROBE["reason"] = _probe_now()
+    return _PROBE["reason"]
+
+
+def _probe_now() -> str | None:
+    if os.environ.get("AIOPOSIX_NO_IO_URING"):
+        return "AIOPOSIX_NO_IO_URING is set"
+    machine = os.uname().machine
+    if machine not in ("x86_64", "amd64"):
+        return f"the ring's memory ordering is relied on only for x86-64, not {machine}"
+    return _try_setup()
+
+
+def _try_setup() -> str | None:
+    params = _Params()
+    fd = _syscall(_NR_SETUP, 4, ctypes.byref(params))
+    if fd < 0:
+        code = ctypes.get_errno()
+        return f"io_uring_setup failed: {errno.errorcode.get(code, code)} ({os.strerror(code)})"
+    os.close(fd)
+    return None
+
+
+def acquire(loop: asyncio.AbstractEventLoop) -> Ring:
+    """The loop's ring, made on first use; each context that uses it holds it."""
+    ring = _RINGS.get(loop)
+    if ring is None or ring._closed:
+        ring = _RINGS[loop] = Ring(loop)
+    ring.users += 1
+    return ring
+
+
+def release(ring: Ring) -> None:
+    """A context is done with the ring; the last one closes it."""
+    ring.users -= 1
+    if ring.users == 0:
+        if _RINGS.get(ring._loop) is ring:
+            del _RINGS[ring._loop]
+        ring.close()
+
+
+def after_fork_in_child() -> None:
+    _PROBE.clear()
+    _RINGS.clear()  # the parent's rings are not ours; their fds close with the process
