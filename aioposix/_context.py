@@ -530,14 +530,20 @@ class AioContext:
             raise OSError(cb._error, os.strerror(cb._error))
         return cb._status
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the AioContext is closed")
+
     def aio_error(self, cb: Aiocb) -> int:
         """EINPROGRESS while in flight, else the job's errno (0 for success)."""
+        self._check_open()
         if cb._ctx is not self:
             raise einval("the aiocb is not known to this context")
         return cb._error
 
     def aio_return(self, cb: Aiocb) -> int:
         """Reap a finished job: its byte count, or -1 if it failed."""
+        self._check_open()
         return self._reap(cb, raising=False)
 
     def _wait_done(self, cb: Aiocb) -> Generator[Any, None, None]:
@@ -562,6 +568,7 @@ class AioContext:
     async def aio_suspend(self, cbs: Iterable[Aiocb | None],
                           timeout: float | None = None) -> None:
         """Wait until one listed job is done (EAGAIN when timeout passes)."""
+        self._check_open()
         entries = list(cbs)
         limit = self._kernel.sysctl.get_int("vfs.aio.max_aio_queue_per_proc")
         if len(entries) > limit:
@@ -600,6 +607,7 @@ class AioContext:
         Ends when nothing is queued, running, parked or unreaped; a step that
         waits longer than ``timeout`` raises OSError(EAGAIN).
         """
+        self._check_open()
         return _WaitComplete(self, _check_timeout(timeout))
 
     # -- cancelling -------------------------------------------------------
@@ -689,7 +697,10 @@ class AioContext:
     def _submit_entry(self, cb: Aiocb, batch: LioBatch) -> None:
         op = cb.lio_opcode
         if op == LIO_NOP:
-            _validate.fd_flags(cb.fildes)
+            try:
+                _validate.fd_flags(cb.fildes)
+            except OSError as exc:
+                self._refuse(cb, exc)
         elif op in _OPS:
             self._submit(cb, op, batch)
         else:

@@ -39,6 +39,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.anyio)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _uvloop_globals() -> None:
+    """uvloop opens a few process-wide descriptors with its first loop: open
+    them before any test counts descriptors."""
+    import uvloop
+
+    uvloop.new_event_loop().close()
+
+
 @pytest.fixture(params=LOOPS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
     return request.param  # type: ignore[no-any-return]
