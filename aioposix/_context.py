@@ -223,8 +223,10 @@ class AioContext:
         cb._ctx = self
         try:
             got = _preadv(fd, [buf], offset, _io.RWF_NOWAIT)
+        except BlockingIOError:
+            got = -1  # not in the page cache
         except OSError:
-            got = -1
+            got = -2  # let the general path tell what it is
         if got == len(buf) or got == 0:
             cb._status, cb._error, cb._state = got, 0, DONE
             self._done[cb] = None
@@ -234,7 +236,8 @@ class AioContext:
         # not cached, or short (EOF or partly cached): the general machinery
         cb._key, cb._op, cb._off, cb._n, cb._views = fd, LIO_READ, offset, len(buf), [buf]
         cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
-        if not self._try_inline(cb):
+        cb._progress = max(got, 0)
+        if got == -1 or not self._try_inline(cb, cb._progress):
             self._start_slow(cb, flags)
 
     def aio_write(self, cb: Aiocb) -> None:
@@ -309,12 +312,11 @@ class AioContext:
         if lio is not None:
             lio.add(cb)
 
-    def _try_inline(self, cb: Aiocb) -> bool:
+    def _try_inline(self, cb: Aiocb, done: int = 0) -> bool:
         """A page-cache hit, done now with RWF_NOWAIT; False: take the slow path."""
         is_read = cb._op == LIO_READ or cb._op == LIO_READV
         views = cb._views
         assert views is not None
-        done = 0
         try:
             while True:
                 part = _io.remaining(views, done)
