@@ -137,7 +137,12 @@ class Aiocb:
         if self._state is not DONE:
             yield from ctx._wait_done(self)
         elif ctx._must_yield():
-            yield  # let other tasks run during long runs of inline completions
+            try:
+                yield  # let other tasks run during long runs of inline completions
+            except BaseException:  # cancelled at this pause: the job is done, reap it
+                if self._ctx is ctx:
+                    ctx._reap(self, raising=False)
+                raise
         if self._ctx is not ctx:  # reaped meanwhile (a rundown, a waitcomplete loop)
             if self._error:
                 raise OSError(self._error, os.strerror(self._error))
