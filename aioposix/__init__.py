@@ -59,6 +59,10 @@ from ._constants import SIGEV_THREAD as SIGEV_THREAD
 from ._context import AioContext as AioContext
 from ._context import ContextStatistics as ContextStatistics
 from ._context import current_context as current_context
+from ._file import AsyncBinaryFile as AsyncBinaryFile
+from ._file import AsyncFile as AsyncFile
+from ._file import AsyncTextFile as AsyncTextFile
+from ._file import open as open
 from ._job import Aiocb as Aiocb
 from ._job import JobState as JobState
 from ._kernel import sysctl as sysctl
@@ -77,8 +81,8 @@ __all__ = [
     "LIO_WRITE", "LIO_WRITEV",
     "NOTE_FFAND", "NOTE_FFCOPY", "NOTE_FFNOP", "NOTE_FFOR", "NOTE_TRIGGER",
     "SIGEV_KEVENT", "SIGEV_NONE", "SIGEV_SIGNAL", "SIGEV_THREAD",
-    "AioContext", "Aiocb", "ContextStatistics", "JobState", "KEvent", "Kqueue", "SigEvent",
+    "AioContext", "Aiocb", "AsyncBinaryFile", "AsyncFile", "AsyncTextFile", "ContextStatistics", "JobState", "KEvent", "Kqueue", "SigEvent",
     "aio_cancel", "aio_error", "aio_fsync", "aio_read", "aio_readv", "aio_return",
     "aio_suspend", "aio_waitcomplete", "aio_write", "aio_writev", "current_context",
-    "lio_listio", "pread", "pwrite", "sysctl",
+    "lio_listio", "open", "pread", "pwrite", "sysctl",
 ]

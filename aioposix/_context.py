@@ -40,9 +40,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from fcntl import F_GETFL as _F_GETFL
-from fcntl import fcntl as _fcntl
-from typing import Any
+from typing import Any, Self
 
 from . import _io, _uring, _validate
 from ._bridge import Bridge, bridge_for
@@ -87,16 +85,8 @@ _RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
 _OPS = (*_RW, LIO_SYNC, LIO_DSYNC)
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _YIELD_EVERY = 128  # inline completions awaited in a row before yielding to the loop
-_NO_FAST_READ = _O_DIRECT | getattr(os, "O_PATH", 0) | os.O_WRONLY
 _preadv = os.preadv
-
-
-def _fd_flags_or_none(fd: int) -> int | None:
-    try:
-        flags: int = _fcntl(fd, _F_GETFL)
-    except OSError:
-        return None
-    return flags
+_RWF_NOWAIT = _io.RWF_NOWAIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,60 +175,73 @@ class AioContext:
         return self._loop
 
     def _must_yield(self) -> bool:
-        self._streak += 1
-        if self._streak < _YIELD_EVERY:
-            return False
+        """True once this loop iteration has seen its budget of inline completions.
+
+        Awaiting a job that finished inline does not suspend the task, so a
+        busy loop of cached reads would never let timers and other tasks in.
+        The budget is per loop iteration, not per task: the first inline
+        await of an iteration schedules the reset, and every await past the
+        budget yields once, so one iteration holds the loop for at most about
+        _YIELD_EVERY completions (well under a millisecond).
+        """
+        streak = self._streak
+        if streak == 0:
+            assert self._loop is not None
+            self._loop.call_soon(self._reset_streak)
+        self._streak = streak + 1
+        return streak >= _YIELD_EVERY
+
+    def _reset_streak(self) -> None:
         self._streak = 0
-        return True
 
     # -- submission ---------------------------------------------------------
 
     def aio_read(self, cb: Aiocb) -> None:
         """Queue a read of cb.nbytes at cb.offset into cb.buf."""
-        buf = cb.buf
         # The hot case, in one piece: a whole bytearray, a plain offset, no
-        # sigevent, nothing else in flight on the fd.  Anything unusual (and
-        # every error) takes the general path, which explains itself.
-        if (type(buf) is bytearray and cb.sigevent is None and cb._ctx is None
-                and self._inline and self._loop is not None and not self._closing):
-            fd, offset = cb.fildes, cb.offset
-            if (type(offset) is int and offset >= 0 and cb.nbytes == len(buf)
-                    and type(fd) is int and fd not in self._fds and cb.reqprio == 0):
-                flags = _fd_flags_or_none(fd)
-                if flags is not None and not flags & _NO_FAST_READ:
-                    self._fast_read(cb, fd, buf, offset, flags)
-                    return
-        self._submit(cb, LIO_READ)
-
-    def _fast_read(self, cb: Aiocb, fd: int, buf: bytearray, offset: int, flags: int) -> None:
-        if self._count >= self.max_queued:
-            self._submit(cb, LIO_READ)  # refused there, with the reason
-            return
-        self._tokens.append(None)
-        if len(self._tokens) > self._kernel.sysctl.get_int("vfs.aio.max_aio_queue"):
-            self._tokens.pop()
+        # sigevent, nothing else of ours in flight on the fd.  The read is
+        # tried straight away; anything unusual, and every error (EBADF for
+        # a closed or write-only fd included), takes the general path, which
+        # validates and explains itself.
+        buf = cb.buf
+        fd = cb.fildes
+        offset = cb.offset
+        if not (type(buf) is bytearray and type(offset) is int and type(fd) is int
+                and offset >= 0 and cb._ctx is None and cb.sigevent is None
+                and cb.nbytes == len(buf) and cb.reqprio == 0 and self._inline
+                and fd not in self._fds and self._loop is not None and not self._closing
+                and self._count < self.max_queued):
             self._submit(cb, LIO_READ)
             return
-        self._count += 1
-        cb._ctx = self
-        try:
-            got = _preadv(fd, [buf], offset, _io.RWF_NOWAIT)
-        except BlockingIOError:
-            got = -1  # not in the page cache
-        except OSError:
-            got = -2  # let the general path tell what it is
-        if got == len(buf) or got == 0:
-            cb._status, cb._error, cb._state = got, 0, DONE
-            self._done[cb] = None
-            if self._waiters:
-                self._defer(cb)
+        tokens = self._tokens
+        tokens.append(None)
+        if len(tokens) > self._kernel.max_aio_queue:
+            tokens.pop()
+            self._submit(cb, LIO_READ)  # refused there, with the reason
             return
-        # not cached, or short (EOF or partly cached): the general machinery
-        cb._key, cb._op, cb._off, cb._n, cb._views = fd, LIO_READ, offset, len(buf), [buf]
-        cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
-        cb._progress = max(got, 0)
-        if got == -1 or not self._try_inline(cb, cb._progress):
-            self._start_slow(cb, flags)
+        try:
+            got = _preadv(fd, [buf], offset, _RWF_NOWAIT)
+        except OSError as exc:
+            tokens.pop()
+            if exc.errno != errno.EAGAIN:
+                self._submit(cb, LIO_READ)  # validates; a real error is reported there
+                return
+            got = -1  # not in the page cache
+        else:
+            if got == len(buf) or got == 0:
+                self._count += 1
+                cb._ctx = self
+                cb._status, cb._error, cb._state = got, 0, DONE
+                self._done[cb] = None
+                if self._waiters:
+                    self._defer(cb)
+                return
+            tokens.pop()
+        self._read_rest(cb, max(got, 0))
+
+    def _read_rest(self, cb: Aiocb, done: int) -> None:
+        """The fast read came up short (EOF or partly cached) or would block."""
+        self._submit(cb, LIO_READ, progress=done)
 
     def aio_write(self, cb: Aiocb) -> None:
         """Queue a write of cb.nbytes from cb.buf at cb.offset."""
@@ -268,7 +271,10 @@ class AioContext:
             cb._error, cb._status = exc.errno or errno.EINVAL, -1
         raise exc
 
-    def _submit(self, cb: Aiocb, op: int, lio: LioBatch | None = None) -> None:
+    def _submit(self, cb: Aiocb, op: int, lio: LioBatch | None = None,
+                progress: int = -1) -> None:
+        """Validate, count and start a job.  ``progress`` >= 0: the fast read
+        already moved that many bytes (or found nothing cached at 0)."""
         self._bind()
         if cb._ctx is not None:
             raise einval("the aiocb is already in flight; reap it before submitting it again")
@@ -280,7 +286,9 @@ class AioContext:
             cb._views = None
             self._refuse(cb, exc)
         inline = op in _RW and self._inline and cb._key not in self._fds
-        if inline and not flags & _O_DIRECT and self._try_inline(cb):
+        if progress == 0:
+            inline = False  # it was just tried: not in the page cache
+        if inline and not flags & _O_DIRECT and self._try_inline(cb, max(progress, 0)):
             return
         self._start_slow(cb, flags)
 
@@ -710,7 +718,7 @@ class AioContext:
 
     # -- lifetime -----------------------------------------------------------
 
-    async def __aenter__(self) -> AioContext:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 class Kernel:
     def __init__(self) -> None:
-        self.sysctl = Sysctl(self._counters)
+        self.sysctl = Sysctl(self._counters, self._changed)
+        self.max_aio_queue = self.sysctl.get_int("vfs.aio.max_aio_queue")  # read per job
         self.pool = DaemonPool(self.sysctl)
         self.lock = threading.Lock()
         self.generation = 0
@@ -51,6 +52,9 @@ class Kernel:
             "vfs.aio.num_queue_count": self.num_queue_count,
             "vfs.aio.num_buf_aio": len(self.buf_tokens),
         }
+
+    def _changed(self) -> None:
+        self.max_aio_queue = self.sysctl.get_int("vfs.aio.max_aio_queue")
 
     def backend(self) -> str:
         """'threads' or 'io_uring': what new contexts use for file jobs."""
@@ -72,7 +76,7 @@ class Kernel:
         """Count one new job against max_aio_queue, or raise EAGAIN."""
         tokens = self.tokens
         tokens.append(None)
-        if len(tokens) > self.sysctl.get_int("vfs.aio.max_aio_queue"):
+        if len(tokens) > self.max_aio_queue:
             tokens.pop()
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable: "
                                   "vfs.aio.max_aio_queue jobs are outstanding")

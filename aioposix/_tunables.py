@@ -93,9 +93,11 @@ class Sysctl(MutableMapping[str, Value]):
     bad value ValueError or TypeError.  Removing a name is not possible.
     """
 
-    def __init__(self, counters: Callable[[], dict[str, Value]]) -> None:
+    def __init__(self, counters: Callable[[], dict[str, Value]],
+                 changed: Callable[[], None] = lambda: None) -> None:
         self._values: dict[str, Value] = {t.name: t.default for t in TUNABLES}
         self._counters = counters
+        self._changed = changed  # told after every write, for values cached on hot paths
 
     def __getitem__(self, name: str) -> Value:
         if name in self._values:
@@ -112,6 +114,7 @@ class Sysctl(MutableMapping[str, Value]):
         if name not in _BY_NAME:
             raise KeyError(name)
         self._values[name] = _checked(_BY_NAME[name], value)
+        self._changed()
 
     def __delitem__(self, name: str) -> None:
         if name in self:
@@ -142,6 +145,7 @@ class Sysctl(MutableMapping[str, Value]):
     def reset(self) -> None:
         """Back to the defaults (tests use this)."""
         self._values = {t.name: t.default for t in TUNABLES}
+        self._changed()
 
     def __repr__(self) -> str:
         return f"Sysctl({dict(self.items())!r})"
