@@ -103,6 +103,45 @@ class ContextStatistics:
     max_buf: int
 
 
+class FdQueue:
+    """One context's jobs in flight on one fd number, and the descriptors they use.
+
+    Jobs that leave the inline path run on our own dup of the fd, so a user
+    who closes the fd and gets the number back for another file never sees
+    their data.  Jobs on the same file share one dup (one dup per burst, not
+    per job): a new job reuses it when fstat of the fd still names the same
+    file (st_dev, st_ino); otherwise it gets a dup of its own.
+    """
+
+    __slots__ = ("current", "jobs", "refs")
+
+    def __init__(self) -> None:
+        self.jobs: dict[Aiocb, None] = {}  # {cb: None} in submission order
+        self.refs: dict[int, int] = {}  # {our dup: jobs using it}
+        self.current: tuple[int, int, int] = (-1, 0, 0)  # (dup, st_dev, st_ino) to share
+
+    def descriptor(self, fd: int, st: os.stat_result) -> int:
+        dup, dev, ino = self.current
+        if dup < 0 or (dev, ino) != (st.st_dev, st.st_ino):
+            dup = os.dup(fd)
+            self.current = (dup, st.st_dev, st.st_ino)
+        self.refs[dup] = self.refs.get(dup, 0) + 1
+        return dup
+
+    def unref(self, dup: int) -> None:
+        left = self.refs[dup] - 1
+        if left:
+            self.refs[dup] = left
+            return
+        del self.refs[dup]
+        os.close(dup)
+        if self.current[0] == dup:
+            self.current = (-1, 0, 0)
+
+    def __repr__(self) -> str:
+        return f"<FdQueue jobs={len(self.jobs)} dups={len(self.refs)}>"
+
+
 def _limit(value: int | None, name: str) -> int:
     if value is None:
         return _KERNEL.sysctl.get_int(name)
@@ -145,7 +184,7 @@ class AioContext:
         self._closed = False
         self._closing = False
         self._count = 0  # jobs accepted and not reaped
-        self._fds: dict[int, dict[Aiocb, None]] = {}  # {fd number: {cb: None}} in flight
+        self._fds: dict[int, FdQueue] = {}  # {fd number: its jobs in flight}
         self._done: dict[Aiocb, None] = {}  # {cb: None} finished, in completion order
         self._batch: list[Aiocb] | None = None  # pool jobs of an lio_listio being queued
         self._later: list[Aiocb] = []  # finished jobs whose notifications are due
@@ -157,6 +196,9 @@ class AioContext:
         self._file_ring = self._kernel.backend() == "io_uring"  # regular files via io_uring
         self._ring: _uring.Ring | None = None  # the loop's ring, once this context used it
         self._buf_jobs = 0  # kernel-submitted jobs in flight (max_buf)
+        # Buffered writes with RWF_NOWAIT: tried until a file refuses them (EOPNOTSUPP:
+        # ext4 and others take them only through io_uring), then left to the backend.
+        self._nowait_writes = True
         self._sentinel: object = None  # see current_context()
         self._kernel.contexts.add(self)
 
@@ -286,6 +328,8 @@ class AioContext:
             cb._views = None
             self._refuse(cb, exc)
         inline = op in _RW and self._inline and cb._key not in self._fds
+        if op in (LIO_WRITE, LIO_WRITEV) and not self._nowait_writes:
+            inline = False
         if progress == 0:
             inline = False  # it was just tried: not in the page cache
         if inline and not flags & _O_DIRECT and self._try_inline(cb, max(progress, 0)):
@@ -341,6 +385,8 @@ class AioContext:
             return False
         except OSError as exc:
             if exc.errno in (errno.ESPIPE, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                if exc.errno == errno.EOPNOTSUPP and not is_read and cb._off >= 0:
+                    self._nowait_writes = False  # this filesystem has no RWF_NOWAIT writes
                 cb._progress = done
                 return False
             self._finish_now(cb, done or -1, 0 if done else exc.errno or errno.EIO)
@@ -368,15 +414,17 @@ class AioContext:
                 cb._error, cb._status = errno.EAGAIN, -1
                 raise error(errno.EAGAIN, f"{self._buf_jobs} kernel-submitted jobs in flight "
                                           f"(max_buf={self.max_buf})")
+            queue = self._fds.get(cb._key) or FdQueue()
             if path != PATH_BRIDGE:
-                cb._fd = os.dup(cb._key)
+                cb._fd = queue.descriptor(cb._key, st)
         except BlockingIOError:
             raise
         except OSError as exc:  # out of descriptors, or the like
             self._finish_now(cb, -1, exc.errno or errno.EIO)
             return
         cb._path = path
-        jobs = self._fds.setdefault(cb._key, {})
+        self._fds[cb._key] = queue
+        jobs = queue.jobs
         barrier = bool(jobs) and (cb._op in (LIO_SYNC, LIO_DSYNC) or
                                   (cb._op in (LIO_WRITE, LIO_WRITEV) and flags & os.O_APPEND))
         jobs[cb] = None
@@ -401,7 +449,8 @@ class AioContext:
 
     def _unadmit(self, cb: Aiocb) -> None:
         """Undo _admit for a job refused after all (max_buf): nothing was queued."""
-        self._release(cb)
+        _validate.release(cb._views)
+        cb._views = None
         self._count -= 1
         self._tokens.pop()
         cb._ctx, cb._state, cb._sev = None, IDLE, None
@@ -463,30 +512,34 @@ class AioContext:
         self._wake_waiters()
 
     def _orphan(self) -> None:
+        """The loop closed under running jobs: free what they hold, nothing more."""
         with self._post_lock:
             batch, self._posted = self._posted, []
-        for cb, status, err in batch:
-            self._release(cb)
-            cb._status, cb._error, cb._state, cb._ctx = status, err, IDLE, None
-            self._tokens.pop()
+            for cb, status, err in batch:
+                self._leave_queue(cb)
+                cb._status, cb._error, cb._state, cb._ctx = status, err, IDLE, None
+                self._tokens.pop()
 
-    def _release(self, cb: Aiocb) -> None:
+    def _leave_queue(self, cb: Aiocb) -> FdQueue | None:
+        """Take a finished job out of its fd's queue; the queue if jobs remain."""
+        queue = self._fds[cb._key]
         if cb._fd >= 0:
-            os.close(cb._fd)
+            queue.unref(cb._fd)
             cb._fd = -1
         _validate.release(cb._views)
         cb._views = None
+        del queue.jobs[cb]
+        if queue.jobs:
+            return queue
+        del self._fds[cb._key]
+        return None
 
     def _complete(self, cb: Aiocb, status: int, err: int) -> None:
         """Bookkeeping for a finished slow-path job; notifications come after."""
-        self._release(cb)
         cb._status, cb._error, cb._state = status, err, DONE
-        jobs = self._fds[cb._key]
-        del jobs[cb]
-        if not jobs:
-            del self._fds[cb._key]
-        else:
-            head = next(iter(jobs))
+        queue = self._leave_queue(cb)
+        if queue is not None:
+            head = next(iter(queue.jobs))
             if head._state is WAITING:
                 self._dispatch(head)
         self._done[cb] = None
@@ -631,7 +684,8 @@ class AioContext:
                 return AIO_ALLDONE
             targets = [cb]
         else:
-            targets = list(self._fds.get(fildes, ()))
+            queue = self._fds.get(fildes)
+            targets = list(queue.jobs) if queue is not None else []
         if not targets:
             return AIO_ALLDONE
         result = AIO_CANCELED
@@ -735,8 +789,8 @@ class AioContext:
             return
         self._closing = True
         if self._loop is not None:
-            for jobs in list(self._fds.values()):
-                for cb in list(jobs):
+            for queue in list(self._fds.values()):
+                for cb in list(queue.jobs):
                     self._cancel_one(cb)
             deadline = self._loop.time() + self._kernel.sysctl.get_float("vfs.aio.aiod_timeout")
             while self._fds and await self._sleep(deadline):
@@ -752,16 +806,15 @@ class AioContext:
 
     def _abandon_running(self) -> None:
         """Jobs still on a worker after aiod_timeout: free them when they end."""
-        for jobs in self._fds.values():
-            for cb in jobs:
+        for queue in self._fds.values():
+            for cb in queue.jobs:
                 cb._autoreap = True
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the parent's jobs do not exist here."""
-        for jobs in self._fds.values():
-            for cb in jobs:
-                if cb._fd >= 0:
-                    os.close(cb._fd)
+        for queue in self._fds.values():
+            for dup in queue.refs:
+                os.close(dup)
         self._fds.clear()
         self._done.clear()
         self._posted = []
@@ -771,12 +824,15 @@ class AioContext:
     def statistics(self) -> ContextStatistics:
         """How many jobs are in each state now, and the limits."""
         counts = {state: 0 for state in (WAITING, QUEUED, RUNNING, PARKED, KERNEL)}
-        for jobs in self._fds.values():
-            for cb in jobs:
+        for queue in self._fds.values():
+            for cb in queue.jobs:
                 counts[cb._state] = counts.get(cb._state, 0) + 1
+        with self._post_lock:
+            posted = len(self._posted)  # finished on a worker, not yet collected by the loop
         return ContextStatistics(
-            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING] + counts[KERNEL],
-            done=len(self._done), parked=counts[PARKED], buffer_jobs=self._buf_jobs,
+            queued=counts[WAITING] + counts[QUEUED],
+            active=counts[RUNNING] - posted + counts[KERNEL],
+            done=len(self._done) + posted, parked=counts[PARKED], buffer_jobs=self._buf_jobs,
             max_active=self.max_active, max_queued=self.max_queued, max_buf=self.max_buf)
 
     def __repr__(self) -> str:

@@ -57,7 +57,7 @@ _OFF_SQ_RING, _OFF_CQ_RING, _OFF_SQES = 0, 0x8000000, 0x10000000
 _FEAT_SINGLE_MMAP = 1
 _ENTER_GETEVENTS = 1
 _REGISTER_EVENTFD = 4
-_OP_READV, _OP_WRITEV, _OP_FSYNC = 1, 2, 3
+_OP_READV, _OP_WRITEV, _OP_FSYNC, _OP_READ, _OP_WRITE = 1, 2, 3, 22, 23
 _FSYNC_DATASYNC = 1
 _SQE = struct.Struct("=BBHiQQIIQHHiQQ")  # io_uring_sqe: 64 bytes
 _CQE = struct.Struct("=QiI")  # io_uring_cqe: 16 bytes
@@ -164,6 +164,8 @@ class Ring:
         self._sq_mask = _U32.unpack_from(self._sq, p.sq_off.ring_mask)[0]
         self._sq_array = p.sq_off.array
         self._cq_head, self._cq_tail = p.cq_off.head, p.cq_off.tail
+        self._tail = _U32.unpack_from(self._sq, self._sq_tail)[0]  # ours: we alone publish it
+        self._head = _U32.unpack_from(self._sq, self._sq_head)[0]  # the kernel's, cached
         self._cq_mask = _U32.unpack_from(self._cq, p.cq_off.ring_mask)[0]
         self._cqes = p.cq_off.cqes
 
@@ -178,9 +180,12 @@ class Ring:
         return len(self._inflight)
 
     def space(self) -> int:
-        head = _U32.unpack_from(self._sq, self._sq_head)[0]
-        tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
-        return int(self.sq_entries - ((tail - head) & 0xFFFFFFFF))
+        """Free SQ slots; the kernel's head is read only when our cached view is full."""
+        used = (self._tail - self._head) & 0xFFFFFFFF
+        if used >= self.sq_entries:
+            self._head = _U32.unpack_from(self._sq, self._sq_head)[0]
+            used = (self._tail - self._head) & 0xFFFFFFFF
+        return int(self.sq_entries - used)
 
     def submit(self, cb: Aiocb, on_done: Callable[[Aiocb, int, int], None],
                batch: bool = False) -> None:
@@ -191,17 +196,20 @@ class Ring:
             return
         if self.space() == 0:
             self.flush()
+            while self.space() == 0:  # the kernel has not consumed them yet
+                self._wait_for_sq()
         user_data = self._next_id
         self._next_id += 1
         opcode, address, length, rw_flags, keep = self._prepare(cb)
-        tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
+        tail = self._tail
         index = tail & self._sq_mask
         offset = cb._off + cb._progress if cb._off >= 0 else -1
         _SQE.pack_into(self._sqes, index * _SQE.size, opcode, 0, 0, cb._fd,
                        offset & 0xFFFFFFFFFFFFFFFF, address, length, rw_flags, user_data,
                        0, 0, 0, 0, 0)
         _U32.pack_into(self._sq, self._sq_array + index * 4, index)
-        _U32.pack_into(self._sq, self._sq_tail, (tail + 1) & 0xFFFFFFFF)
+        self._tail = (tail + 1) & 0xFFFFFFFF
+        _U32.pack_into(self._sq, self._sq_tail, self._tail)
         self._inflight[user_data] = (cb, on_done, keep)
         self._unsubmitted.append(user_data)
         if not batch and not self._flush_scheduled:
@@ -213,7 +221,11 @@ class Ring:
         if op in (LIO_SYNC, LIO_DSYNC):
             return _OP_FSYNC, 0, 0, _FSYNC_DATASYNC if op == LIO_DSYNC else 0, None
         writable = op in (LIO_READ, LIO_READV)
-        parts = [_address(v, writable) for v in remaining(cb._views or [], cb._progress)]
+        views = remaining(cb._views or [], cb._progress)
+        if len(views) == 1:  # one buffer: IORING_OP_READ/WRITE, no iovec array
+            address, length, keep = _address(views[0], writable)
+            return (_OP_READ if writable else _OP_WRITE), address, length, 0, keep
+        parts = [_address(v, writable) for v in views]
         iovs = (_Iovecs * max(len(parts), 1))()
         for slot, (address, length, _) in zip(iovs, parts, strict=False):
             slot.base, slot.len = address, length
@@ -240,11 +252,16 @@ class Ring:
 
     def _refused(self, ids: list[int], code: int) -> None:
         """The kernel would not take the last SQEs: unpublish them, fail their jobs."""
-        tail = _U32.unpack_from(self._sq, self._sq_tail)[0]
-        _U32.pack_into(self._sq, self._sq_tail, (tail - len(ids)) & 0xFFFFFFFF)
+        self._tail = (self._tail - len(ids)) & 0xFFFFFFFF
+        _U32.pack_into(self._sq, self._sq_tail, self._tail)
         for user_data in ids:
             cb, on_done, _ = self._inflight.pop(user_data)
             on_done(cb, -1, code)
+
+    def _wait_for_sq(self) -> None:
+        """Every SQ slot is taken by SQEs the kernel has not consumed: let it run."""
+        _syscall(_NR_ENTER, self.fd, 0, 1, _ENTER_GETEVENTS, None, 0)
+        self._reap()
 
     def _reap(self) -> None:
         """Drain every ready CQE (the eventfd said some are there)."""
