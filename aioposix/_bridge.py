@@ -36,7 +36,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from . import _io
+from . import _faults, _io
 from ._constants import LIO_READ, LIO_READV
 from ._job import PARKED, RUNNING, Aiocb
 
@@ -149,6 +149,8 @@ class Bridge:
         """One non-blocking try; (status, error) when the job is over, None to wait."""
         views = cb._views
         assert views is not None
+        if _faults.ARMED and (code := _faults.take("bridge")):
+            return -1, code
         try:
             if not channel.is_write:
                 return _io.read_once(channel.fd, views, -1, channel.flags), 0

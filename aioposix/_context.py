@@ -42,7 +42,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, 
 from dataclasses import dataclass
 from typing import Any, Self
 
-from . import _io, _uring, _validate
+from . import _faults, _io, _uring, _validate
 from ._bridge import Bridge, bridge_for
 from ._constants import (
     AIO_ALLDONE,
@@ -369,6 +369,9 @@ class AioContext:
         is_read = cb._op == LIO_READ or cb._op == LIO_READV
         views = cb._views
         assert views is not None
+        if _faults.ARMED and (code := _faults.take("inline")):
+            self._finish_now(cb, -1, code)
+            return True
         try:
             while True:
                 part = _io.remaining(views, done)

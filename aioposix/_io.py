@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _faults
 from ._constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def run(cb: Aiocb) -> tuple[int, int]:
     """Run a job to completion on a worker; returns (status, error)."""
     op = cb._op
     try:
+        if _faults.ARMED and (code := _faults.take("pool")):
+            return -1, code
         if op in (LIO_READ, LIO_READV):
             return run_read(cb), 0
         if op in (LIO_SYNC, LIO_DSYNC):

@@ -44,6 +44,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import _faults
 from ._constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC
 from ._io import remaining
 
@@ -193,6 +194,9 @@ class Ring:
         iteration (or at ``flush()`` for a batch)."""
         if len(self._inflight) >= self._capacity:
             self._backlog.append((cb, on_done))  # the CQ could overflow: wait for room
+            return
+        if _faults.ARMED and (code := _faults.take("io_uring")):
+            self._loop.call_soon(on_done, cb, -1, code)  # as its CQE would, later
             return
         if self.space() == 0:
             self.flush()
