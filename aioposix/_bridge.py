@@ -20,7 +20,8 @@ Facts of the OS and what they mean for us:
   gives a non-blocking attempt without touching flags.  FIFOs and ttys do
   not (EOPNOTSUPP); for them the channel opens ``/proc/self/fd/N`` again,
   which makes a new open file description of the same object with its own
-  O_NONBLOCK.
+  O_NONBLOCK.  A pty master is the exception (opening /dev/ptmx again makes
+  a new pty): for it O_NONBLOCK is set just around each attempt.
 - One registration per (file, direction) serves every job parked there, of
   every context of the loop: jobs run in FIFO order, and the registration
   is removed when the last job leaves.  Jobs of two contexts never mix up:
@@ -29,9 +30,12 @@ Facts of the OS and what they mean for us:
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import stat
+import sys
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
@@ -43,7 +47,7 @@ from ._job import PARKED, RUNNING, Aiocb
 if TYPE_CHECKING:
     import asyncio
 
-Key = tuple[int, int, bool]  # (st_dev, st_ino, is_write)
+Key = tuple[int, int, int, bool]  # (st_dev, st_ino, pty number + 1 or 0, is_write)
 
 
 class Finisher(Protocol):
@@ -53,13 +57,13 @@ class Finisher(Protocol):
 class Channel:
     """One watched (file, direction): our descriptor and the jobs parked on it."""
 
-    __slots__ = ("fd", "flags", "is_write", "jobs", "key", "live", "registered")
+    __slots__ = ("fd", "is_write", "jobs", "key", "live", "mode", "registered")
 
-    def __init__(self, key: Key, fd: int, flags: int) -> None:
+    def __init__(self, key: Key, fd: int, mode: int) -> None:
         self.key = key
-        self.is_write = key[2]
-        self.fd = fd  # ours: a dup, or a fresh O_NONBLOCK open of the same file
-        self.flags = flags  # RWF_NOWAIT for a dup, 0 for an O_NONBLOCK descriptor
+        self.is_write = key[3]
+        self.fd = fd  # ours: a dup, or a fresh O_NONBLOCK open of the same object
+        self.mode = mode  # NOWAIT, NONBLOCK or TOGGLE: how an attempt avoids blocking
         self.jobs: deque[tuple[Aiocb, Finisher]] = deque()  # FIFO; non-PARKED entries skipped
         self.live = 0  # entries still PARKED
         self.registered = False
@@ -69,12 +73,44 @@ class Channel:
         return f"<Channel fd={self.fd} {way} parked={self.live}>"
 
 
-def _open_channel_fd(fd: int, st: os.stat_result, is_write: bool) -> tuple[int, int]:
+# How a channel makes a non-blocking attempt without touching the user's flags.
+NOWAIT = 0  # preadv2/pwritev2 with RWF_NOWAIT on a dup (sockets, anonymous pipes)
+NONBLOCK = 1  # a second open of the same object with O_NONBLOCK (FIFOs, pty slaves, ttys)
+TOGGLE = 2  # a dup, with O_NONBLOCK set just around each attempt (pty masters)
+
+_PTMX = os.makedev(5, 2)  # opening /dev/ptmx again would make a new pty, not reach this one
+_TIOCGPTN = 0x80045430
+
+
+def channel_key(fd: int, st: os.stat_result, is_write: bool) -> Key:
+    """What identifies the watched object: the inode, and for a pty master its number
+    (every master shares the ptmx inode)."""
+    extra = 0
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == _PTMX:
+        with contextlib.suppress(OSError):
+            extra = 1 + int.from_bytes(fcntl.ioctl(fd, _TIOCGPTN, b"\0\0\0\0"), sys.byteorder)
+    return (st.st_dev, st.st_ino, extra, is_write)
+
+
+def attempt_mode(fd: int, st: os.stat_result) -> int:
     if stat.S_ISSOCK(st.st_mode) or _is_pipe(fd, st):
-        return os.dup(fd), _io.RWF_NOWAIT
-    mode = os.O_WRONLY if is_write else os.O_RDONLY
-    flags = mode | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    return os.open(f"/proc/self/fd/{fd}", flags), 0
+        return NOWAIT
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == _PTMX:
+        return TOGGLE
+    return NONBLOCK
+
+
+def _open_channel_fd(fd: int, mode: int, is_write: bool) -> int:
+    if mode != NONBLOCK:
+        return os.dup(fd)
+    access = os.O_WRONLY if is_write else os.O_RDONLY
+    flags = access | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        return os.open(f"/proc/self/fd/{fd}", flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and is_write:  # a FIFO with no reader
+            raise OSError(errno.EPIPE, os.strerror(errno.EPIPE)) from None
+        raise
 
 
 def _is_pipe(fd: int, st: os.stat_result) -> bool:
@@ -87,26 +123,72 @@ def _is_pipe(fd: int, st: os.stat_result) -> bool:
         return False
 
 
+def try_once(fd: int, mode: int, cb: Aiocb) -> tuple[int, int] | None:
+    """One non-blocking try of ``cb`` on ``fd``: (status, error) when the job is
+    over, None when it must wait for readiness."""
+    if _faults.ARMED and (code := _faults.take("bridge")):
+        return -1, code
+    if mode == TOGGLE:
+        return _toggled(fd, cb)
+    flags = _io.RWF_NOWAIT if mode == NOWAIT else 0
+    views = cb._views
+    assert views is not None
+    try:
+        if cb._op in (LIO_READ, LIO_READV):
+            return _io.read_once(fd, views, -1, flags), 0
+        moved = _io.write_once(fd, _io.remaining(views, cb._progress), -1, flags)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        return -1, exc.errno or errno.EIO
+    cb._progress += moved
+    return (cb._progress, 0) if cb._progress >= cb._n else None
+
+
+def _toggled(fd: int, cb: Aiocb) -> tuple[int, int] | None:
+    """A try on a pty master: O_NONBLOCK is set only for the length of the call.
+    (The flag belongs to the open file, which the user shares; this is the one
+    kind of fd that offers no other way, and the loop thread holds it briefly.)"""
+    old = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, old | os.O_NONBLOCK)
+    try:
+        return try_once(fd, NONBLOCK, cb)
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETFL, old)
+
+
 class Bridge:
     """Every channel of one event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._channels: dict[Key, Channel] = {}  # {(st_dev, st_ino, is_write): Channel}
+        self._channels: dict[Key, Channel] = {}  # {channel_key(): Channel}
 
     def park(self, cb: Aiocb, owner: Finisher, st: os.stat_result) -> None:
         """Run ``cb`` now if its fd is ready, else park it until it is."""
         is_write = cb._op not in (LIO_READ, LIO_READV)
-        key = (st.st_dev, st.st_ino, is_write)
+        key = channel_key(cb.fildes, st, is_write)
         channel = self._channels.get(key)
+        tried = False
         if channel is None:
-            fd, flags = _open_channel_fd(cb.fildes, st, is_write)
-            channel = self._channels[key] = Channel(key, fd, flags)
+            mode = attempt_mode(cb.fildes, st)
+            if mode == NOWAIT:  # first try on the user's fd: no dup if it is ready
+                result = try_once(cb.fildes, mode, cb)
+                if result is not None:
+                    owner._bridge_done(cb, *result)
+                    return
+                tried = True
+            try:
+                fd = _open_channel_fd(cb.fildes, mode, is_write)
+            except OSError as exc:
+                owner._bridge_done(cb, -1, exc.errno or errno.EIO)
+                return
+            channel = self._channels[key] = Channel(key, fd, mode)
         cb._state = PARKED
         cb._bridge_key = key
         channel.jobs.append((cb, owner))
         channel.live += 1
-        if channel.live == 1:
+        if channel.live == 1 and not tried:
             self._ready(channel)  # nobody ahead of it: try now
         if channel.live and not channel.registered:
             self._register(channel)
@@ -137,31 +219,13 @@ class Bridge:
             if cb._state is not PARKED:
                 jobs.popleft()
                 continue
-            result = self._attempt(channel, cb)
+            result = try_once(channel.fd, channel.mode, cb)
             if result is None:
                 return  # would block: wait for the next readiness
             jobs.popleft()
             channel.live -= 1
             owner._bridge_done(cb, *result)
         self._close(channel)
-
-    def _attempt(self, channel: Channel, cb: Aiocb) -> tuple[int, int] | None:
-        """One non-blocking try; (status, error) when the job is over, None to wait."""
-        views = cb._views
-        assert views is not None
-        if _faults.ARMED and (code := _faults.take("bridge")):
-            return -1, code
-        try:
-            if not channel.is_write:
-                return _io.read_once(channel.fd, views, -1, channel.flags), 0
-            moved = _io.write_once(channel.fd, _io.remaining(views, cb._progress), -1,
-                                   channel.flags)
-        except BlockingIOError:
-            return None
-        except OSError as exc:
-            return -1, exc.errno or errno.EIO
-        cb._progress += moved
-        return (cb._progress, 0) if cb._progress >= cb._n else None
 
     def complete_short(self, cb: Aiocb) -> int:
         """A write that moved bytes and is being cancelled: end it with what moved."""

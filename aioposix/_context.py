@@ -40,6 +40,8 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
 from dataclasses import dataclass
+from fcntl import F_GETFL as _F_GETFL
+from fcntl import fcntl as _fcntl
 from typing import Any, Self
 
 from . import _faults, _io, _uring, _validate
@@ -187,7 +189,10 @@ class AioContext:
         self._fds: dict[int, FdQueue] = {}  # {fd number: its jobs in flight}
         self._done: dict[Aiocb, None] = {}  # {cb: None} finished, in completion order
         self._batch: list[Aiocb] | None = None  # pool jobs of an lio_listio being queued
-        self._later: list[Aiocb] = []  # finished jobs whose notifications are due
+        # notifications due, snapshotted when the job finished, so that reaping or
+        # reusing the cb before they run changes nothing: [(cb, gen, sigevent, batch, errno)]
+        self._later: list[tuple[Aiocb, int, SigEvent | None, LioBatch | None, int]] = []
+        self._in_call = 0  # > 0 inside a call of ours that may finish jobs (submit, cancel)
         self._posted: list[tuple[Aiocb, int, int]] = []  # [(cb, status, error)] from workers
         self._post_lock = threading.Lock()
         self._waiters: list[asyncio.Future[bool]] = []  # aio_suspend/waitcomplete sleepers
@@ -265,6 +270,9 @@ class AioContext:
             got = _preadv(fd, [buf], offset, _RWF_NOWAIT)
         except OSError as exc:
             tokens.pop()
+            if exc.errno == errno.ESPIPE:  # a socket, pipe or tty: straight to the bridge
+                self._submit(cb, LIO_READ, progress=0)
+                return
             if exc.errno != errno.EAGAIN:
                 self._submit(cb, LIO_READ)  # validates; a real error is reported there
                 return
@@ -276,7 +284,7 @@ class AioContext:
                 cb._status, cb._error, cb._state = got, 0, DONE
                 self._done[cb] = None
                 if self._waiters:
-                    self._defer(cb)
+                    self._wake_waiters()
                 return
             tokens.pop()
         self._read_rest(cb, max(got, 0))
@@ -287,7 +295,36 @@ class AioContext:
 
     def aio_write(self, cb: Aiocb) -> None:
         """Queue a write of cb.nbytes from cb.buf at cb.offset."""
-        self._submit(cb, LIO_WRITE)
+        # The hot case, in one piece: a whole bytes/bytearray to a regular file
+        # (not O_APPEND, not O_DIRECT) where inline writes are known not to
+        # work, straight to the backend.  Everything else, and every error,
+        # takes the general path.
+        buf = cb.buf
+        kind = type(buf)
+        fd = cb.fildes
+        offset = cb.offset
+        if not ((kind is bytes or kind is bytearray) and type(offset) is int
+                and type(fd) is int and offset >= 0 and cb._ctx is None
+                and cb.sigevent is None and cb.nbytes == len(buf) and cb.reqprio == 0
+                and not self._nowait_writes and self._loop is not None
+                and not self._closing and self._count < self.max_queued):
+            self._submit(cb, LIO_WRITE)
+            return
+        st = _plain_file(fd)
+        if st is None or len(self._tokens) >= self._kernel.max_aio_queue:
+            self._submit(cb, LIO_WRITE)
+            return
+        self._tokens.append(None)
+        self._count += 1
+        cb._ctx = self
+        cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
+        cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_WRITE, offset, len(buf), 0
+        cb._views = [memoryview(buf)] if kind is bytearray else [buf]
+        self._in_call += 1
+        try:
+            self._enqueue(cb, st, PATH_RING if self._file_ring else PATH_POOL, False)
+        finally:
+            self._in_call -= 1
 
     def aio_readv(self, cb: Aiocb) -> None:
         """Queue a scatter read into the buffers of cb.iov."""
@@ -315,6 +352,13 @@ class AioContext:
 
     def _submit(self, cb: Aiocb, op: int, lio: LioBatch | None = None,
                 progress: int = -1) -> None:
+        self._in_call += 1  # completions meanwhile notify later (rule 21)
+        try:
+            self._submit_now(cb, op, lio, progress)
+        finally:
+            self._in_call -= 1
+
+    def _submit_now(self, cb: Aiocb, op: int, lio: LioBatch | None, progress: int) -> None:
         """Validate, count and start a job.  ``progress`` >= 0: the fast read
         already moved that many bytes (or found nothing cached at 0)."""
         self._bind()
@@ -402,8 +446,7 @@ class AioContext:
         cb._views = None
         cb._status, cb._error, cb._state = status, err, DONE
         self._done[cb] = None
-        if cb._sev is not None or cb._lio is not None or self._waiters:
-            self._defer(cb)
+        self._announce(cb)
 
     def _start_slow(self, cb: Aiocb, flags: int) -> None:
         """Everything the inline attempt could not finish: bridge, ring or pool."""
@@ -425,11 +468,25 @@ class AioContext:
         except OSError as exc:  # out of descriptors, or the like
             self._finish_now(cb, -1, exc.errno or errno.EIO)
             return
+        ordered = cb._op in (LIO_SYNC, LIO_DSYNC) or (
+            cb._op in (LIO_WRITE, LIO_WRITEV) and bool(flags & os.O_APPEND))
+        self._enqueue(cb, st, path, ordered, queue)
+
+    def _enqueue(self, cb: Aiocb, st: os.stat_result, path: int, ordered: bool,
+                 queue: FdQueue | None = None) -> None:
+        """Put the job in its fd's queue and hand it to its path.
+
+        An ``ordered`` job (fsync, O_APPEND write) waits as WAITING until
+        every job before it on the fd has finished.
+        """
+        if queue is None:
+            queue = self._fds.get(cb._key) or FdQueue()
+            if path != PATH_BRIDGE:
+                cb._fd = queue.descriptor(cb._key, st)
         cb._path = path
         self._fds[cb._key] = queue
         jobs = queue.jobs
-        barrier = bool(jobs) and (cb._op in (LIO_SYNC, LIO_DSYNC) or
-                                  (cb._op in (LIO_WRITE, LIO_WRITEV) and flags & os.O_APPEND))
+        barrier = ordered and bool(jobs)
         jobs[cb] = None
         if path == PATH_BRIDGE:
             assert self._bridge is not None
@@ -510,9 +567,7 @@ class AioContext:
             batch, self._posted = self._posted, []
         for cb, status, err in batch:
             self._complete(cb, status, err)
-        for cb, _, _ in batch:
-            self._notify(cb)
-        self._wake_waiters()
+        self._flush_later()  # a loop callback, not a submit call: notify now
 
     def _orphan(self) -> None:
         """The loop closed under running jobs: free what they hold, nothing more."""
@@ -546,33 +601,49 @@ class AioContext:
             if head._state is WAITING:
                 self._dispatch(head)
         self._done[cb] = None
+        self._announce(cb)
 
     def _bridge_done(self, cb: Aiocb, status: int, err: int) -> None:
         self._complete(cb, status, err)
-        self._defer(cb)
 
-    def _defer(self, cb: Aiocb) -> None:
-        self._later.append(cb)
-        if len(self._later) == 1:
-            assert self._loop is not None
-            self._loop.call_soon(self._flush_later)
-
-    def _flush_later(self) -> None:
-        batch, self._later = self._later, []
-        for cb in batch:
-            self._notify(cb)
-        self._wake_waiters()
-
-    def _notify(self, cb: Aiocb) -> None:
+    def _announce(self, cb: Aiocb) -> None:
+        """A job just finished: wake who waits for it now (that runs no user code)
+        and queue its notifications, snapshotted, for after the current call."""
+        # the notifications are queued before the waiter is woken, so that they
+        # run before the awaiting task resumes and reaps the job
+        if cb._sev is not None or cb._lio is not None:
+            notice = (cb, cb._gen, cb._sev, cb._lio, cb._error)
+            if not self._in_call:
+                self._tell(*notice)  # from a loop callback: at once, like the kernel
+            else:
+                self._later.append(notice)
+                if len(self._later) == 1:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._flush_later)
+        elif cb._autoreap:
+            self._reap(cb, raising=False)  # its awaiting task was cancelled; nothing to tell
+            return
         waiter = cb._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if cb._sev is not None:
+        if self._waiters:
+            self._wake_waiters()
+
+    def _flush_later(self) -> None:
+        """Deliver due notifications (never inside a submit call: rule 21)."""
+        batch, self._later = self._later, []
+        for notice in batch:
+            self._tell(*notice)
+
+    def _tell(self, cb: Aiocb, gen: int, sev: SigEvent | None, lio: LioBatch | None,
+              err: int) -> None:
+        """Deliver one finished job's notifications, as they were when it finished."""
+        if sev is not None:
             assert self._loop is not None
-            deliver(cb._sev, self._loop, cb, cb._error)
-        if cb._lio is not None:
-            cb._lio.job_done(cb._error)
-        if cb._autoreap and cb._ctx is self and cb._state is DONE:
+            deliver(sev, self._loop, cb, err, gen=gen)
+        if lio is not None:
+            lio.job_done(err)
+        if cb._autoreap and cb._gen == gen and cb._ctx is self and cb._state is DONE:
             self._reap(cb, raising=False)
 
     def _wake_waiters(self) -> None:
@@ -592,6 +663,7 @@ class AioContext:
         # an idle cb has no waiter, batch, sigevent or autoreap: the fast path relies on it
         cb._ctx, cb._state, cb._waiter, cb._lio, cb._sev, cb._autoreap = (
             None, IDLE, None, None, None, False)
+        cb._gen += 1
         if raising and cb._error:
             raise OSError(cb._error, os.strerror(cb._error))
         return cb._status
@@ -627,7 +699,7 @@ class AioContext:
                 self._cancel_one(cb)
             if cb._ctx is self:
                 cb._autoreap = True
-                if cb._state is DONE and cb not in self._later:
+                if cb._state is DONE:  # its notifications were snapshotted: reap now
                     self._reap(cb, raising=False)
             raise
 
@@ -680,6 +752,13 @@ class AioContext:
 
     def aio_cancel(self, fildes: int, cb: Aiocb | None = None) -> int:
         """Cancel this context's queued jobs on ``fildes`` (or just ``cb``)."""
+        self._in_call += 1  # cancelled jobs notify after this call returns
+        try:
+            return self._cancel(fildes, cb)
+        finally:
+            self._in_call -= 1
+
+    def _cancel(self, fildes: int, cb: Aiocb | None) -> int:
         self._bind()
         _validate.fd_flags(fildes)
         if cb is not None:
@@ -745,6 +824,7 @@ class AioContext:
         """Submit every entry, handing the pool jobs over in one go; the errnos refused."""
         refused: set[int] = set()
         self._batch = []
+        self._in_call += 1
         try:
             for cb in cbs:
                 if cb is None:
@@ -758,7 +838,8 @@ class AioContext:
             if jobs:
                 self._kernel.pool.submit(self._queue, jobs)
             if self._ring is not None:
-                self._ring.flush()
+                self._ring.flush()  # the batch reaches the kernel in one io_uring_enter
+            self._in_call -= 1
         return refused
 
     def _submit_entry(self, cb: Aiocb, batch: LioBatch) -> None:
@@ -848,6 +929,22 @@ class AioContext:
 def _expire(fut: asyncio.Future[bool]) -> None:
     if not fut.done():
         fut.set_result(False)
+
+
+_NOT_PLAIN = os.O_APPEND | _O_DIRECT | getattr(os, "O_PATH", 0)
+
+
+def _plain_file(fd: int) -> os.stat_result | None:
+    """fstat of ``fd`` if it is a regular file open for writing with no
+    O_APPEND/O_DIRECT; None sends the caller down the general path."""
+    try:
+        flags = _fcntl(fd, _F_GETFL)
+        if flags & _NOT_PLAIN or flags & os.O_ACCMODE == os.O_RDONLY:
+            return None
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def _aligned(cb: Aiocb, st: os.stat_result) -> bool:

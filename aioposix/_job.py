@@ -72,7 +72,7 @@ class Aiocb:
     """
 
     __slots__ = (
-        "_autoreap", "_bridge_key", "_ctx", "_error", "_fd", "_key", "_lio", "_n", "_off",
+        "_autoreap", "_bridge_key", "_ctx", "_error", "_fd", "_gen", "_key", "_lio", "_n", "_off",
         "_op", "_path", "_progress", "_sev", "_state", "_status", "_views", "_waiter",
         "buf", "fildes", "iov", "lio_opcode", "nbytes", "offset", "reqprio", "sigevent",
     )
@@ -104,10 +104,11 @@ class Aiocb:
         self._n = 0
         self._op = LIO_NOP
         self._progress = 0
+        self._gen = 0  # how many times this cb was reaped: tells a job from its reuse
         self._path = PATH_POOL  # where the slow path sent it
         self._key = -1  # the fd number at submit: the context's {fd: jobs} key
         self._sev: SigEvent | None = None  # the sigevent as submitted
-        self._bridge_key: tuple[int, int, bool] | None = None
+        self._bridge_key: tuple[int, int, int, bool] | None = None
 
     @property
     def error(self) -> int:

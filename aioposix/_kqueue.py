@@ -32,6 +32,7 @@ import asyncio
 import errno
 import fcntl
 import os
+import select
 import termios
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
@@ -60,7 +61,6 @@ from ._constants import (
     NOTE_FFOR,
     NOTE_TRIGGER,
 )
-from ._job import DONE
 
 _FILTERS = (EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_LIO, EVFILT_USER)
 Key = tuple[int, int]  # (id(ident) for objects, or the int ident; filter)
@@ -95,8 +95,8 @@ class KEvent:
 
 
 class _Knote:
-    __slots__ = ("active", "data", "enabled", "fflags", "filter", "flags", "ident", "key",
-                 "udata", "watching")
+    __slots__ = ("active", "data", "dup", "enabled", "fflags", "filter", "flags", "gen",
+                 "ident", "key", "udata", "watching")
 
     def __init__(self, key: Key, ident: Any, kfilter: int, flags: int, udata: object) -> None:
         self.key = key
@@ -108,7 +108,9 @@ class _Knote:
         self.data = 0
         self.enabled = True
         self.active = False  # triggered and waiting to be collected
-        self.watching = False  # a loop reader/writer is registered for it
+        self.watching = False  # registered in the queue's epoll
+        self.dup = -1  # our dup of the fd, while watching
+        self.gen = 0  # EVFILT_AIO: the reap count of the cb when its job finished
 
 
 def _key(ident: Any, kfilter: int) -> Key:
@@ -124,6 +126,8 @@ class Kqueue:
         self._waiters: list[asyncio.Future[bool]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._epoll: select.epoll | None = None  # fd knotes, see _watch
+        self._watched: dict[int, _Knote] = {}  # {our dup: its knote}
 
     @property
     def closed(self) -> bool:
@@ -135,6 +139,7 @@ class Kqueue:
             return
         for knote in list(self._knotes.values()):
             self._unwatch(knote)
+        self._close_epoll()
         self._knotes.clear()
         self._ready.clear()
         self._closed = True
@@ -146,13 +151,15 @@ class Kqueue:
 
     # -- the AIO side (called by the notification layer) -------------------
 
-    def _post(self, ident: object, kfilter: int, flags: int, data: int, udata: object) -> None:
+    def _post(self, ident: object, kfilter: int, flags: int, data: int, udata: object,
+              gen: int = 0) -> None:
         """A job or batch finished: attach its knote, already triggered."""
         if self._closed:
             return  # the job still completed; its event has nowhere to go
         key = _key(ident, kfilter)
         knote = _Knote(key, ident, kfilter, flags, udata)
         knote.data = data
+        knote.gen = gen
         self._knotes[key] = knote
         self._activate(knote)
 
@@ -176,10 +183,13 @@ class Kqueue:
             return events + self._collect(max_events - len(events))
         loop = self._loop_now()
         deadline = None if timeout is None else loop.time() + timeout
-        while not self._ready and not self._closed:
+        while not self._closed:
+            events = self._collect(max_events)  # stale knotes may yield nothing
+            if events:
+                return events
             if not await self._sleep(loop, deadline):
                 return []
-        return self._collect(max_events)
+        return []
 
     def __aiter__(self) -> AsyncIterator[KEvent]:
         return self._events()
@@ -309,16 +319,20 @@ class Kqueue:
             self._wake()
 
     def _collect(self, max_events: int) -> list[KEvent]:
+        """One scan: each ready knote is reported at most once per call."""
         events: list[KEvent] = []
+        again: list[_Knote] = []  # level-triggered knotes still active after delivery
         while self._ready and len(events) < max_events:
             _, knote = self._ready.popitem(last=False)
-            event = self._deliver(knote)
+            event = self._deliver(knote, again)
             if event is not None:
                 events.append(event)
+        for knote in again:
+            self._ready[knote.key] = knote
         return events
 
-    def _deliver(self, knote: _Knote) -> KEvent | None:
-        if knote.filter == EVFILT_AIO and knote.ident.state is not DONE:
+    def _deliver(self, knote: _Knote, again: list[_Knote]) -> KEvent | None:
+        if knote.filter == EVFILT_AIO and knote.ident._gen != knote.gen:
             self._delete(knote)  # the job was reaped: its knote went with it
             return None
         event = self._event(knote)
@@ -328,12 +342,10 @@ class Kqueue:
             knote.enabled = False
             knote.active = knote.filter == EVFILT_AIO and not knote.flags & EV_CLEAR
         elif knote.flags & EV_CLEAR:
-            knote.active = False
-            if knote.filter == EVFILT_USER:
-                knote.fflags = 0
+            knote.active = False  # the user fflags stay, as in filt_usertouch
             self._rewatch(knote)
         else:
-            self._relevel(knote)
+            self._relevel(knote, again)
         return event
 
     def _event(self, knote: _Knote) -> KEvent:
@@ -343,45 +355,80 @@ class Kqueue:
             flags |= EV_EOF
         elif knote.filter == EVFILT_READ:
             data = _readable_bytes(knote.ident)
-            if data == 0:
+            if _peer_gone(knote.ident):
                 flags |= EV_EOF
         return KEvent(knote.ident, knote.filter, flags, knote.fflags, data, knote.udata)
 
-    def _relevel(self, knote: _Knote) -> None:
+    def _relevel(self, knote: _Knote, again: list[_Knote]) -> None:
         """Level-triggered: an AIO or user knote stays active; an fd is asked again."""
         if knote.filter in (EVFILT_READ, EVFILT_WRITE):
             knote.active = False
             self._rewatch(knote)
-        elif knote.filter == EVFILT_AIO or knote.filter == EVFILT_USER:
-            self._ready[knote.key] = knote
+        elif knote.filter in (EVFILT_AIO, EVFILT_USER):
+            again.append(knote)
 
-    # -- descriptors through the loop ----------------------------------------------
+    # -- descriptors through a private epoll ------------------------------------
+    #
+    # Each fd knote watches its own dup of the fd in this queue's epoll, and the
+    # loop watches only the epoll fd.  So two Kqueues, or a Kqueue and the
+    # application's own add_reader, never replace each other's registration.
+    # Level-triggered knotes use EPOLLONESHOT and are re-armed after each
+    # delivery (an unread event cannot spin the loop); EV_CLEAR knotes use
+    # EPOLLET and fire again only on new readiness, as kqueue(2) says.
 
     def _watch(self, knote: _Knote) -> None:
-        if knote.filter not in (EVFILT_READ, EVFILT_WRITE) or knote.watching:
+        if knote.filter not in (EVFILT_READ, EVFILT_WRITE) or not knote.enabled:
             return
-        if not knote.enabled:
+        epoll = self._epoll_now()
+        if knote.watching:
+            epoll.modify(knote.dup, _mask(knote))
             return
-        loop = self._loop_now()
-        add = loop.add_reader if knote.filter == EVFILT_READ else loop.add_writer
-        add(knote.ident, self._fd_ready, knote)
+        knote.dup = os.dup(knote.ident)
+        self._watched[knote.dup] = knote
+        epoll.register(knote.dup, _mask(knote))
         knote.watching = True
 
     def _rewatch(self, knote: _Knote) -> None:
-        if knote.filter in (EVFILT_READ, EVFILT_WRITE) and self._knotes.get(knote.key) is knote:
+        fd_knote = knote.filter in (EVFILT_READ, EVFILT_WRITE)
+        edge_armed = knote.flags & EV_CLEAR and knote.watching  # EPOLLET stays armed
+        if fd_knote and not edge_armed and self._knotes.get(knote.key) is knote:
             self._watch(knote)
 
     def _unwatch(self, knote: _Knote) -> None:
-        if not knote.watching or self._loop is None:
+        if not knote.watching or self._epoll is None:
             return
-        remove = self._loop.remove_reader if knote.filter == EVFILT_READ else (
-            self._loop.remove_writer)
-        remove(knote.ident)
+        self._epoll.unregister(knote.dup)
+        del self._watched[knote.dup]
+        os.close(knote.dup)
         knote.watching = False
+        knote.dup = -1
 
-    def _fd_ready(self, knote: _Knote) -> None:
-        self._unwatch(knote)  # paused until collected, so an unread event cannot spin
-        self._activate(knote)
+    def _epoll_now(self) -> select.epoll:
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            self._loop_now().add_reader(self._epoll.fileno(), self._fds_ready)
+        return self._epoll
+
+    def _fds_ready(self) -> None:
+        assert self._epoll is not None
+        for dup, _ in self._epoll.poll(0):
+            knote = self._watched.get(dup)
+            if knote is not None:
+                self._activate(knote)
+
+    def _close_epoll(self) -> None:
+        if self._epoll is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._epoll = None
+
+
+def _mask(knote: _Knote) -> int:
+    events = select.EPOLLIN | select.EPOLLRDHUP if knote.filter == EVFILT_READ else (
+        select.EPOLLOUT)
+    return events | (select.EPOLLET if knote.flags & EV_CLEAR else select.EPOLLONESHOT)
 
 
 def _expire(fut: asyncio.Future[bool]) -> None:
@@ -396,6 +443,16 @@ def _check_fd(ident: object) -> None:
         os.fstat(ident)
     except OSError:
         raise OSError(errno.EBADF, f"fd {ident} is not open") from None
+
+
+def _peer_gone(fd: int) -> bool:
+    """The writing side has shut down (data may still be pending): kqueue's EV_EOF."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLRDHUP)
+    try:
+        return any(ev & (select.POLLRDHUP | select.POLLHUP) for _, ev in poller.poll(0))
+    except OSError:
+        return False
 
 
 def _readable_bytes(fd: int) -> int:

@@ -97,7 +97,7 @@ def _validate_kevent(sev: SigEvent) -> None:
 
 
 def deliver(sev: SigEvent, loop: asyncio.AbstractEventLoop, ident: object, data: int,
-            kfilter: int = EVFILT_AIO) -> None:
+            kfilter: int = EVFILT_AIO, gen: int = 0) -> None:
     """Fire one notification, on the loop thread; user errors go to the loop's handler."""
     kind = sev.notify
     try:
@@ -108,7 +108,7 @@ def deliver(sev: SigEvent, loop: asyncio.AbstractEventLoop, ident: object, data:
             sev.function(sev.value)
         elif kind == SIGEV_KEVENT:
             assert sev.kqueue is not None
-            sev.kqueue._post(ident, kfilter, sev.kevent_flags, data, sev.value)
+            sev.kqueue._post(ident, kfilter, sev.kevent_flags, data, sev.value, gen)
     except Exception as exc:
         loop.call_exception_handler({
             "message": f"aioposix: a {sev!r} notification raised", "exception": exc})
