@@ -81,6 +81,7 @@ from ._kernel import KERNEL as _KERNEL
 from ._lio import LioBatch
 from ._notify import SigEvent, deliver
 from ._notify import validate as validate_sigevent
+from ._sleepers import Sleepers
 from ._validate import error
 
 _RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
@@ -195,7 +196,7 @@ class AioContext:
         self._in_call = 0  # > 0 inside a call of ours that may finish jobs (submit, cancel)
         self._posted: list[tuple[Aiocb, int, int]] = []  # [(cb, status, error)] from workers
         self._post_lock = threading.Lock()
-        self._waiters: list[asyncio.Future[bool]] = []  # aio_suspend/waitcomplete sleepers
+        self._waiters = Sleepers()  # aio_suspend, aio_waitcomplete and rundown
         self._streak = 0
         self._inline = bool(self._kernel.sysctl["vfs.aio.inline"])
         self._file_ring = self._kernel.backend() == "io_uring"  # regular files via io_uring
@@ -647,10 +648,7 @@ class AioContext:
             self._reap(cb, raising=False)
 
     def _wake_waiters(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(True)
+        self._waiters.wake()
 
     # -- reaping and status ---------------------------------------------------
 
@@ -725,19 +723,7 @@ class AioContext:
 
     async def _sleep(self, deadline: float | None) -> bool:
         """Wait for any completion of this context; False once ``deadline`` passed."""
-        loop = self._loop or asyncio.get_running_loop()
-        if deadline is not None and loop.time() >= deadline:
-            return False
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(fut)
-        timer = None if deadline is None else loop.call_at(deadline, _expire, fut)
-        try:
-            return await fut
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if fut in self._waiters:
-                self._waiters.remove(fut)
+        return await self._waiters.sleep(self._loop or asyncio.get_running_loop(), deadline)
 
     def aio_waitcomplete(self, timeout: float | None = None) -> AsyncIterator[Aiocb]:
         """Yield each job of this context as it completes, already reaped.
@@ -925,10 +911,6 @@ class AioContext:
         return (f"<AioContext {state} queued={s.queued} active={s.active} done={s.done} "
                 f"parked={s.parked} buffer_jobs={s.buffer_jobs}>")
 
-
-def _expire(fut: asyncio.Future[bool]) -> None:
-    if not fut.done():
-        fut.set_result(False)
 
 
 _NOT_PLAIN = os.O_APPEND | _O_DIRECT | getattr(os, "O_PATH", 0)

@@ -61,6 +61,7 @@ from ._constants import (
     NOTE_FFOR,
     NOTE_TRIGGER,
 )
+from ._sleepers import Sleepers
 
 _FILTERS = (EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_LIO, EVFILT_USER)
 Key = tuple[int, int]  # (id(ident) for objects, or the int ident; filter)
@@ -123,7 +124,7 @@ class Kqueue:
     def __init__(self) -> None:
         self._knotes: dict[Key, _Knote] = {}  # {(ident key, filter): knote}
         self._ready: OrderedDict[Key, _Knote] = OrderedDict()  # active knotes, in order
-        self._waiters: list[asyncio.Future[bool]] = []
+        self._waiters = Sleepers()  # tasks in control()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._epoll: select.epoll | None = None  # fd knotes, see _watch
@@ -209,24 +210,10 @@ class Kqueue:
             raise OSError(errno.EBADF, "Bad file descriptor: the Kqueue is closed")
 
     async def _sleep(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> bool:
-        if deadline is not None and loop.time() >= deadline:
-            return False
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(fut)
-        timer = None if deadline is None else loop.call_at(deadline, _expire, fut)
-        try:
-            return await fut
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if fut in self._waiters:
-                self._waiters.remove(fut)
+        return await self._waiters.sleep(loop, deadline)
 
     def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(True)
+        self._waiters.wake()
 
     # -- changes ------------------------------------------------------------
 
@@ -430,10 +417,6 @@ def _mask(knote: _Knote) -> int:
         select.EPOLLOUT)
     return events | (select.EPOLLET if knote.flags & EV_CLEAR else select.EPOLLONESHOT)
 
-
-def _expire(fut: asyncio.Future[bool]) -> None:
-    if not fut.done():
-        fut.set_result(False)
 
 
 def _check_fd(ident: object) -> None:
