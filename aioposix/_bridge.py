@@ -57,7 +57,7 @@ class Finisher(Protocol):
 class Channel:
     """One watched (file, direction): our descriptor and the jobs parked on it."""
 
-    __slots__ = ("fd", "is_write", "jobs", "key", "live", "mode", "registered")
+    __slots__ = ("closing", "fd", "is_write", "jobs", "key", "live", "mode", "registered")
 
     def __init__(self, key: Key, fd: int, mode: int) -> None:
         self.key = key
@@ -67,6 +67,7 @@ class Channel:
         self.jobs: deque[tuple[Aiocb, Finisher]] = deque()  # FIFO; non-PARKED entries skipped
         self.live = 0  # entries still PARKED
         self.registered = False
+        self.closing = False  # a close-if-still-idle is scheduled
 
     def __repr__(self) -> str:
         way = "write" if self.is_write else "read"
@@ -225,7 +226,17 @@ class Bridge:
             jobs.popleft()
             channel.live -= 1
             owner._bridge_done(cb, *result)
-        self._close(channel)
+        if not channel.closing:
+            # Keep the channel until the end of this loop iteration: the task
+            # just woken usually submits its next job on the same fd first,
+            # which then reuses our descriptor and loop registration.
+            channel.closing = True
+            self._loop.call_soon(self._close_if_idle, channel)
+
+    def _close_if_idle(self, channel: Channel) -> None:
+        channel.closing = False
+        if channel.live == 0 and self._channels.get(channel.key) is channel:
+            self._close(channel)
 
     def complete_short(self, cb: Aiocb) -> int:
         """A write that moved bytes and is being cancelled: end it with what moved."""
@@ -239,6 +250,8 @@ class Bridge:
         return cb._progress
 
     def _close(self, channel: Channel) -> None:
+        if channel.fd < 0:
+            return
         if channel.registered:
             remove = self._loop.remove_writer if channel.is_write else self._loop.remove_reader
             remove(channel.fd)
@@ -247,6 +260,7 @@ class Bridge:
             del self._channels[channel.key]
         channel.jobs.clear()
         os.close(channel.fd)
+        channel.fd = -1
 
     def parked(self) -> int:
         return sum(channel.live for channel in self._channels.values())

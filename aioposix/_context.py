@@ -272,7 +272,7 @@ class AioContext:
         except OSError as exc:
             tokens.pop()
             if exc.errno == errno.ESPIPE:  # a socket, pipe or tty: straight to the bridge
-                self._submit(cb, LIO_READ, progress=0)
+                self._read_pollable(cb, fd, buf)
                 return
             if exc.errno != errno.EAGAIN:
                 self._submit(cb, LIO_READ)  # validates; a real error is reported there
@@ -290,16 +290,28 @@ class AioContext:
             tokens.pop()
         self._read_rest(cb, max(got, 0))
 
+    def _read_pollable(self, cb: Aiocb, fd: int, buf: bytearray) -> None:
+        """ESPIPE from the fast read: park it on the bridge without the general checks
+        (ESPIPE, not EBADF, means the fd is open for reading)."""
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is None or not _is_pollable(st) or len(self._tokens) >= self._kernel.max_aio_queue:
+            self._submit(cb, LIO_READ, progress=0)
+            return
+        self._start_fast(cb, LIO_READ, -1, [memoryview(buf)], len(buf), st, PATH_BRIDGE)
+
     def _read_rest(self, cb: Aiocb, done: int) -> None:
         """The fast read came up short (EOF or partly cached) or would block."""
         self._submit(cb, LIO_READ, progress=done)
 
     def aio_write(self, cb: Aiocb) -> None:
         """Queue a write of cb.nbytes from cb.buf at cb.offset."""
-        # The hot case, in one piece: a whole bytes/bytearray to a regular file
-        # (not O_APPEND, not O_DIRECT) where inline writes are known not to
-        # work, straight to the backend.  Everything else, and every error,
-        # takes the general path.
+        # The hot cases, in one piece: a whole bytes/bytearray to a socket or
+        # pipe (the bridge), or to a regular file (not O_APPEND, not O_DIRECT)
+        # where inline writes are known not to work (the backend).  Anything
+        # else, and every error, takes the general path.
         buf = cb.buf
         kind = type(buf)
         fd = cb.fildes
@@ -307,23 +319,36 @@ class AioContext:
         if not ((kind is bytes or kind is bytearray) and type(offset) is int
                 and type(fd) is int and offset >= 0 and cb._ctx is None
                 and cb.sigevent is None and cb.nbytes == len(buf) and cb.reqprio == 0
-                and not self._nowait_writes and self._loop is not None
-                and not self._closing and self._count < self.max_queued):
+                and self._loop is not None and not self._closing
+                and self._count < self.max_queued):
             self._submit(cb, LIO_WRITE)
             return
-        st = _plain_file(fd)
-        if st is None or len(self._tokens) >= self._kernel.max_aio_queue:
+        st = _writable_stat(fd)
+        if st is None:
+            path = -1
+        elif stat.S_ISREG(st.st_mode):
+            path = -1 if self._nowait_writes else PATH_RING if self._file_ring else PATH_POOL
+        else:
+            path = PATH_BRIDGE if _is_pollable(st) else -1
+        if path < 0 or len(self._tokens) >= self._kernel.max_aio_queue:
             self._submit(cb, LIO_WRITE)
             return
+        assert st is not None
+        views = [memoryview(buf)] if kind is bytearray else [buf]
+        self._start_fast(cb, LIO_WRITE, offset, views, len(buf), st, path)
+
+    def _start_fast(self, cb: Aiocb, op: int, offset: int, views: list[Any], nbytes: int,
+                    st: os.stat_result, path: int) -> None:
+        """Admit a job the fast paths checked, and hand it to ``path``."""
         self._tokens.append(None)
         self._count += 1
         cb._ctx = self
         cb._error, cb._status, cb._state = errno.EINPROGRESS, -1, WAITING
-        cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_WRITE, offset, len(buf), 0
-        cb._views = [memoryview(buf)] if kind is bytearray else [buf]
+        cb._key, cb._op, cb._off, cb._n, cb._progress = cb.fildes, op, offset, nbytes, 0
+        cb._views = views
         self._in_call += 1
         try:
-            self._enqueue(cb, st, PATH_RING if self._file_ring else PATH_POOL, False)
+            self._enqueue(cb, st, path, False)
         finally:
             self._in_call -= 1
 
@@ -916,17 +941,16 @@ class AioContext:
 _NOT_PLAIN = os.O_APPEND | _O_DIRECT | getattr(os, "O_PATH", 0)
 
 
-def _plain_file(fd: int) -> os.stat_result | None:
-    """fstat of ``fd`` if it is a regular file open for writing with no
-    O_APPEND/O_DIRECT; None sends the caller down the general path."""
+def _writable_stat(fd: int) -> os.stat_result | None:
+    """fstat of ``fd`` if it is open for writing with no O_APPEND/O_DIRECT;
+    None sends the caller down the general path."""
     try:
         flags = _fcntl(fd, _F_GETFL)
         if flags & _NOT_PLAIN or flags & os.O_ACCMODE == os.O_RDONLY:
             return None
-        st = os.fstat(fd)
+        return os.fstat(fd)
     except OSError:
         return None
-    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def _aligned(cb: Aiocb, st: os.stat_result) -> bool:
