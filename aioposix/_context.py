@@ -50,6 +50,7 @@ from ._constants import (
     AIO_ALLDONE,
     AIO_CANCELED,
     AIO_NOTCANCELED,
+    EVFILT_AIO,
     LIO_DSYNC,
     LIO_NOP,
     LIO_NOWAIT,
@@ -255,10 +256,10 @@ class AioContext:
         fd = cb.fildes
         offset = cb.offset
         if not (type(buf) is bytearray and type(offset) is int and type(fd) is int
-                and offset >= 0 and cb._ctx is None and cb.sigevent is None
+                and offset >= 0 and cb._ctx is None
                 and cb.nbytes == len(buf) and cb.reqprio == 0 and self._inline
                 and fd not in self._fds and self._loop is not None and not self._closing
-                and self._count < self.max_queued):
+                and self._count < self.max_queued and self._fast_sigevent(cb)):
             self._submit(cb, LIO_READ)
             return
         tokens = self._tokens
@@ -271,8 +272,11 @@ class AioContext:
             got = _preadv(fd, [buf], offset, _RWF_NOWAIT)
         except OSError as exc:
             tokens.pop()
-            if exc.errno == errno.ESPIPE:  # a socket, pipe or tty: straight to the bridge
+            if exc.errno == errno.ESPIPE and cb.sigevent is None:  # a socket, pipe or tty
                 self._read_pollable(cb, fd, buf)
+                return
+            if exc.errno == errno.ESPIPE:
+                self._submit(cb, LIO_READ, progress=0)
                 return
             if exc.errno != errno.EAGAIN:
                 self._submit(cb, LIO_READ)  # validates; a real error is reported there
@@ -284,11 +288,27 @@ class AioContext:
                 cb._ctx = self
                 cb._status, cb._error, cb._state = got, 0, DONE
                 self._done[cb] = None
+                sev = cb.sigevent
+                if sev is not None and sev.notify != SIGEV_NONE:
+                    self._later.append((cb, cb._gen, sev, None, 0))  # after this call
+                    if len(self._later) == 1:
+                        self._loop.call_soon(self._flush_later)
                 if self._waiters:
                     self._wake_waiters()
                 return
             tokens.pop()
         self._read_rest(cb, max(got, 0))
+
+    def _fast_sigevent(self, cb: Aiocb) -> bool:
+        """No sigevent, or a valid one (an invalid one is refused by the general path)."""
+        sev = cb.sigevent
+        if sev is None:
+            return True
+        try:
+            validate_sigevent(sev)
+        except OSError:
+            return False
+        return True
 
     def _read_pollable(self, cb: Aiocb, fd: int, buf: bytearray) -> None:
         """ESPIPE from the fast read: park it on the bridge without the general checks
@@ -658,15 +678,16 @@ class AioContext:
     def _flush_later(self) -> None:
         """Deliver due notifications (never inside a submit call: rule 21)."""
         batch, self._later = self._later, []
-        for notice in batch:
-            self._tell(*notice)
+        tell = self._tell
+        for cb, gen, sev, lio, err in batch:
+            tell(cb, gen, sev, lio, err)
 
     def _tell(self, cb: Aiocb, gen: int, sev: SigEvent | None, lio: LioBatch | None,
               err: int) -> None:
         """Deliver one finished job's notifications, as they were when it finished."""
         if sev is not None:
             assert self._loop is not None
-            deliver(sev, self._loop, cb, err, gen=gen)
+            deliver(sev, self._loop, cb, err, EVFILT_AIO, gen)
         if lio is not None:
             lio.job_done(err)
         if cb._autoreap and cb._gen == gen and cb._ctx is self and cb._state is DONE:

@@ -34,7 +34,7 @@ import fcntl
 import os
 import select
 import termios
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -125,6 +125,8 @@ class Kqueue:
         self._knotes: dict[Key, _Knote] = {}  # {(ident key, filter): knote}
         self._ready: OrderedDict[Key, _Knote] = OrderedDict()  # active knotes, in order
         self._waiters = Sleepers()  # tasks in control()
+        # EV_ONESHOT AIO/LIO events, which need no knote: [(event, reap count or -1)]
+        self._oneshots: deque[tuple[KEvent, int]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._epoll: select.epoll | None = None  # fd knotes, see _watch
@@ -143,6 +145,7 @@ class Kqueue:
         self._close_epoll()
         self._knotes.clear()
         self._ready.clear()
+        self._oneshots.clear()
         self._closed = True
         self._wake()
 
@@ -157,6 +160,13 @@ class Kqueue:
         """A job or batch finished: attach its knote, already triggered."""
         if self._closed:
             return  # the job still completed; its event has nowhere to go
+        if flags & EV_ONESHOT:
+            # delivered once and gone: no knote to keep, just the event (and, for a
+            # job, the reap count that tells whether it is still there to report)
+            event = KEvent(ident, kfilter, flags | EV_ADD | EV_EOF, 0, data, udata)
+            self._oneshots.append((event, gen if kfilter == EVFILT_AIO else -1))
+            self._waiters.wake()
+            return
         key = _key(ident, kfilter)
         knote = _Knote(key, ident, kfilter, flags, udata)
         knote.data = data
@@ -308,6 +318,11 @@ class Kqueue:
     def _collect(self, max_events: int) -> list[KEvent]:
         """One scan: each ready knote is reported at most once per call."""
         events: list[KEvent] = []
+        oneshots = self._oneshots
+        while oneshots and len(events) < max_events:
+            quick, gen = oneshots.popleft()
+            if gen < 0 or quick.ident._gen == gen:  # a reaped job's event went with it
+                events.append(quick)
         again: list[_Knote] = []  # level-triggered knotes still active after delivery
         while self._ready and len(events) < max_events:
             _, knote = self._ready.popitem(last=False)

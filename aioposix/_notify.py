@@ -23,11 +23,10 @@ from ._constants import (
     SIGEV_SIGNAL,
     SIGEV_THREAD,
 )
+from ._kqueue import Kqueue
 
 if TYPE_CHECKING:
     import asyncio
-
-    from ._kqueue import Kqueue
 
 
 class SigEvent:
@@ -40,7 +39,7 @@ class SigEvent:
     EV_DISPATCH).  Bad combinations are refused at submit with EINVAL.
     """
 
-    __slots__ = ("function", "kevent_flags", "kqueue", "notify", "signo", "value")
+    __slots__ = ("_checked", "function", "kevent_flags", "kqueue", "notify", "signo", "value")
 
     def __init__(self, notify: int = SIGEV_NONE, *, signo: int = 0, value: object = None,
                  kqueue: Kqueue | None = None, kevent_flags: int = 0,
@@ -53,6 +52,13 @@ class SigEvent:
         self.kqueue = kqueue
         self.kevent_flags = kevent_flags
         self.function = function
+        self._checked: bool = False  # validate() found it valid, and nothing changed since
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # any change of a field forgets that the sigevent was found valid
+        object.__setattr__(self, name, value)
+        if name != "_checked":
+            object.__setattr__(self, "_checked", False)
 
     def __repr__(self) -> str:
         kind = {SIGEV_NONE: "NONE", SIGEV_SIGNAL: "SIGNAL", SIGEV_THREAD: "THREAD",
@@ -65,9 +71,22 @@ def _bad(why: str) -> OSError:
 
 
 def validate(sev: object) -> None:
-    """Refuse a sigevent the way aio_aqueue does: EINVAL, or EBADF for a closed Kqueue."""
+    """Refuse a sigevent the way aio_aqueue does: EINVAL, or EBADF for a closed Kqueue.
+
+    A SigEvent found valid is remembered as such until one of its fields is
+    set again; only whether its Kqueue was closed meanwhile is asked each time.
+    """
+    if type(sev) is SigEvent and sev._checked:
+        if sev.notify == SIGEV_KEVENT and sev.kqueue is not None and sev.kqueue.closed:
+            raise OSError(errno.EBADF, "Bad file descriptor: the Kqueue is closed")
+        return
     if not isinstance(sev, SigEvent):
         raise _bad("sigevent must be a SigEvent or None")
+    _check(sev)
+    sev._checked = True
+
+
+def _check(sev: SigEvent) -> None:
     kind = sev.notify
     if kind == SIGEV_NONE:
         return
@@ -85,8 +104,6 @@ def validate(sev: object) -> None:
 
 
 def _validate_kevent(sev: SigEvent) -> None:
-    from ._kqueue import Kqueue
-
     if not isinstance(sev.kqueue, Kqueue):
         raise _bad("SIGEV_KEVENT needs a Kqueue")
     flags = sev.kevent_flags
@@ -101,14 +118,14 @@ def deliver(sev: SigEvent, loop: asyncio.AbstractEventLoop, ident: object, data:
     """Fire one notification, on the loop thread; user errors go to the loop's handler."""
     kind = sev.notify
     try:
-        if kind == SIGEV_SIGNAL:
+        if kind == SIGEV_KEVENT:  # first: the one that comes in thousands
+            assert sev.kqueue is not None
+            sev.kqueue._post(ident, kfilter, sev.kevent_flags, data, sev.value, gen)
+        elif kind == SIGEV_SIGNAL:
             os.kill(os.getpid(), sev.signo)
         elif kind == SIGEV_THREAD:
             assert sev.function is not None
             sev.function(sev.value)
-        elif kind == SIGEV_KEVENT:
-            assert sev.kqueue is not None
-            sev.kqueue._post(ident, kfilter, sev.kevent_flags, data, sev.value, gen)
     except Exception as exc:
         loop.call_exception_handler({
             "message": f"aioposix: a {sev!r} notification raised", "exception": exc})

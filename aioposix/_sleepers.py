@@ -37,6 +37,8 @@ class Sleepers:
                 self._futures.remove(fut)
 
     def wake(self) -> None:
+        if not self._futures:
+            return
         futures, self._futures = self._futures, []
         for fut in futures:
             if not fut.done():
