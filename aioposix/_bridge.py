@@ -36,11 +36,10 @@ import fcntl
 import os
 import stat
 import sys
-import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
-from . import _faults, _io
+from . import _faults, _io, _loopdata
 from ._constants import LIO_READ, LIO_READV
 from ._job import PARKED, RUNNING, Aiocb
 
@@ -64,7 +63,8 @@ class Channel:
         self.is_write = key[3]
         self.fd = fd  # ours: a dup, or a fresh O_NONBLOCK open of the same object
         self.mode = mode  # NOWAIT, NONBLOCK or TOGGLE: how an attempt avoids blocking
-        self.jobs: deque[tuple[Aiocb, Finisher]] = deque()  # FIFO; non-PARKED entries skipped
+        # FIFO of (cb, its context, its reap count at parking); stale entries skipped
+        self.jobs: deque[tuple[Aiocb, Finisher, int]] = deque()
         self.live = 0  # entries still PARKED
         self.registered = False
         self.closing = False  # a close-if-still-idle is scheduled
@@ -187,7 +187,7 @@ class Bridge:
             channel = self._channels[key] = Channel(key, fd, mode)
         cb._state = PARKED
         cb._bridge_key = key
-        channel.jobs.append((cb, owner))
+        channel.jobs.append((cb, owner, cb._gen))
         channel.live += 1
         if channel.live == 1 and not tried:
             self._ready(channel)  # nobody ahead of it: try now
@@ -216,8 +216,9 @@ class Bridge:
         """The fd is ready: run parked jobs in order until one would block."""
         jobs = channel.jobs
         while jobs:
-            cb, owner = jobs[0]
-            if cb._state is not PARKED:
+            cb, owner, gen = jobs[0]
+            if cb._state is not PARKED or cb._gen != gen or cb._bridge_key != channel.key:
+                # taken back (cancelled), and maybe reaped and submitted again since
                 jobs.popleft()
                 continue
             result = try_once(channel.fd, channel.mode, cb)
@@ -262,6 +263,18 @@ class Bridge:
         os.close(channel.fd)
         channel.fd = -1
 
+    def abandon(self) -> None:
+        """The loop is closed: close every channel's descriptor, with no loop call."""
+        for channel in list(self._channels.values()):
+            channel.registered = False  # the closed loop's registrations died with it
+            self._close(channel)
+
+    def __del__(self) -> None:
+        for channel in self._channels.values():
+            if channel.fd >= 0:
+                os.close(channel.fd)
+                channel.fd = -1
+
     def parked(self) -> int:
         return sum(channel.live for channel in self._channels.values())
 
@@ -269,12 +282,9 @@ class Bridge:
         return f"<Bridge channels={len(self._channels)} parked={self.parked()}>"
 
 
-_BRIDGES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Bridge] = (
-    weakref.WeakKeyDictionary())  # {loop: Bridge}
-
-
 def bridge_for(loop: asyncio.AbstractEventLoop) -> Bridge:
-    bridge = _BRIDGES.get(loop)
+    bridge: Bridge | None = _loopdata.get(loop, "bridge")
     if bridge is None:
-        bridge = _BRIDGES[loop] = Bridge(loop)
+        bridge = Bridge(loop)
+        _loopdata.put(loop, "bridge", bridge)
     return bridge

@@ -44,7 +44,7 @@ from fcntl import F_GETFL as _F_GETFL
 from fcntl import fcntl as _fcntl
 from typing import Any, Self
 
-from . import _faults, _io, _uring, _validate
+from . import _faults, _io, _loopdata, _uring, _validate
 from ._bridge import Bridge, bridge_for
 from ._constants import (
     AIO_ALLDONE,
@@ -175,6 +175,10 @@ class AioContext:
     leaving the block runs it down (see ``aclose``).
     """
 
+    _count = 0  # (class defaults: __del__ may meet a context whose __init__ failed)
+    _posted: list[tuple[Aiocb, int, int]] = []  # noqa: RUF012
+    _fds: dict[int, FdQueue] = {}  # noqa: RUF012
+
     def __init__(self, *, max_active: int | None = None, max_queued: int | None = None,
                  max_buf: int | None = None) -> None:
         self.max_active = _limit(max_active, "vfs.aio.max_aio_per_proc")
@@ -207,6 +211,7 @@ class AioContext:
         # ext4 and others take them only through io_uring), then left to the backend.
         self._nowait_writes = True
         self._sentinel: object = None  # see current_context()
+        self._default = False  # the default context of its loop
         self._kernel.contexts.add(self)
 
     # -- properties and small helpers -------------------------------------
@@ -598,13 +603,14 @@ class AioContext:
 
     def _post(self, cb: Aiocb, status: int, err: int) -> None:
         """From a worker: queue the result; wake the loop once per batch."""
+        loop = self._loop
+        assert loop is not None
         with self._post_lock:
             self._posted.append((cb, status, err))
-            if len(self._posted) > 1:
-                return
-        assert self._loop is not None
+            if len(self._posted) > 1 and not loop.is_closed():
+                return  # a drain is already on its way
         try:
-            self._loop.call_soon_threadsafe(self._drain)
+            loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: nobody will reap these
             self._orphan()
 
@@ -613,16 +619,71 @@ class AioContext:
             batch, self._posted = self._posted, []
         for cb, status, err in batch:
             self._complete(cb, status, err)
-        self._flush_later()  # a loop callback, not a submit call: notify now
+        if not self._in_call:
+            self._flush_later()  # a loop callback, not one of our calls: notify now
+
+    def _collect(self) -> None:
+        """Take in what the workers finished, so that status calls see it at once
+        (their notifications still wait for the end of the call)."""
+        if self._posted and self._loop is not None and not self._loop.is_closed():
+            self._in_call += 1
+            try:
+                self._drain()
+            finally:
+                self._in_call -= 1
 
     def _orphan(self) -> None:
-        """The loop closed under running jobs: free what they hold, nothing more."""
+        """The loop closed under this context: a rundown with no loop.
+
+        Runs on a worker thread.  Jobs the workers finished and jobs that will
+        now never start (queued, behind a barrier, parked on the dead loop) end,
+        the latter with ECANCELED, with no notification (there is no loop to
+        run one).  A context of one's own keeps them for aio_return; a loop's
+        default context, which nobody can reach any more, frees them at once:
+        their queue slots and descriptors go back.  Jobs still on a worker come
+        back through here when they end.
+        """
         with self._post_lock:
             batch, self._posted = self._posted, []
-            for cb, status, err in batch:
+            ended = [(cb, status, err) for cb, status, err in batch]
+            for queue in list(self._fds.values()):
+                ended += [(cb, -1, errno.ECANCELED) for cb in queue.jobs if self._never_runs(cb)]
+            for cb, status, err in ended:
                 self._leave_queue(cb)
-                cb._status, cb._error, cb._state, cb._ctx = status, err, IDLE, None
+                cb._status, cb._error, cb._state = status, err, DONE
+                self._done[cb] = None
+            if self._default:
+                self._closed = True
+                for cb in list(self._done):
+                    del self._done[cb]
+                    self._forget(cb)
+            if self._bridge is not None:
+                self._bridge.abandon()
+
+    def _never_runs(self, cb: Aiocb) -> bool:
+        state = cb._state
+        if state is QUEUED:
+            return self._kernel.pool.take_back(cb)
+        return state is WAITING or state is PARKED
+
+    def _forget(self, cb: Aiocb) -> None:
+        """Free a job nobody can reap any more (its loop is gone)."""
+        cb._ctx, cb._state = None, IDLE
+        cb._gen += 1
+        self._count -= 1
+        self._tokens.pop()
+
+    def __del__(self) -> None:
+        # A context dropped with its loop, never closed: give back its queue
+        # slots and descriptors (nothing can run its jobs any more).
+        if self._count > 0 and not self._posted:
+            for _ in range(self._count):
                 self._tokens.pop()
+            self._count = 0
+            for queue in self._fds.values():
+                for dup in list(queue.refs):
+                    os.close(dup)
+                queue.refs.clear()
 
     def _leave_queue(self, cb: Aiocb) -> FdQueue | None:
         """Take a finished job out of its fd's queue; the queue if jobs remain."""
@@ -668,6 +729,7 @@ class AioContext:
                     self._loop.call_soon(self._flush_later)
         elif cb._autoreap:
             self._reap(cb, raising=False)  # its awaiting task was cancelled; nothing to tell
+            self._wake_waiters()  # a rundown or aio_waitcomplete may wait for this one
             return
         waiter = cb._waiter
         if waiter is not None and not waiter.done():
@@ -721,11 +783,15 @@ class AioContext:
         self._check_open()
         if cb._ctx is not self:
             raise einval("the aiocb is not known to this context")
+        if cb._state is RUNNING:
+            self._collect()
         return cb._error
 
     def aio_return(self, cb: Aiocb) -> int:
         """Reap a finished job: its byte count, or -1 if it failed."""
         self._check_open()
+        if cb._state is RUNNING:
+            self._collect()
         return self._reap(cb, raising=False)
 
     def _wait_done(self, cb: Aiocb) -> Generator[Any, None, None]:
@@ -939,16 +1005,14 @@ class AioContext:
 
     def statistics(self) -> ContextStatistics:
         """How many jobs are in each state now, and the limits."""
+        self._collect()  # jobs a worker finished are done, not active
         counts = {state: 0 for state in (WAITING, QUEUED, RUNNING, PARKED, KERNEL)}
         for queue in self._fds.values():
             for cb in queue.jobs:
                 counts[cb._state] = counts.get(cb._state, 0) + 1
-        with self._post_lock:
-            posted = len(self._posted)  # finished on a worker, not yet collected by the loop
         return ContextStatistics(
-            queued=counts[WAITING] + counts[QUEUED],
-            active=counts[RUNNING] - posted + counts[KERNEL],
-            done=len(self._done) + posted, parked=counts[PARKED], buffer_jobs=self._buf_jobs,
+            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING] + counts[KERNEL],
+            done=len(self._done), parked=counts[PARKED], buffer_jobs=self._buf_jobs,
             max_active=self.max_active, max_queued=self.max_queued, max_buf=self.max_buf)
 
     def __repr__(self) -> str:
@@ -1043,11 +1107,12 @@ async def _rundown_at_shutdown(ref: weakref.ref[AioContext]) -> AsyncGenerator[N
 def current_context() -> AioContext:
     """The running loop's default context, made on first use."""
     loop = asyncio.get_running_loop()
-    ctx = _KERNEL.defaults.get(loop)
+    ctx: AioContext | None = _loopdata.get(loop, "context")
     if ctx is None or ctx.closed:
         ctx = AioContext()
         ctx._bind()
-        _KERNEL.defaults[loop] = ctx
+        ctx._default = True
+        _loopdata.put(loop, "context", ctx)
         sentinel = _rundown_at_shutdown(weakref.ref(ctx))
         try:
             sentinel.asend(None).send(None)

@@ -44,7 +44,10 @@ class PoolQueue:
         self.owner = owner
         self.max_active = max_active
         self.active = 0  # jobs of this context on a worker now
-        self.jobs: deque[Aiocb] = deque()  # FIFO; entries no longer QUEUED are skipped
+        # FIFO of (cb, its reap count at submit).  An entry whose job was taken
+        # back (cancelled) is skipped: its state is no longer QUEUED, or, if the
+        # cb was reaped and submitted again meanwhile, its reap count moved on.
+        self.jobs: deque[tuple[Aiocb, int]] = deque()
         self.in_rotation = False
 
     def __repr__(self) -> str:
@@ -74,7 +77,7 @@ class DaemonPool:
         with self._cond:
             for cb in jobs:
                 cb._state = QUEUED
-            queue.jobs.extend(jobs)
+            queue.jobs.extend([(cb, cb._gen) for cb in jobs])
             if not queue.in_rotation:
                 queue.in_rotation = True
                 self._rotation.append(queue)
@@ -110,8 +113,8 @@ class DaemonPool:
                 continue
             jobs = queue.jobs
             while jobs:
-                cb = jobs.popleft()
-                if cb._state is QUEUED:
+                cb, gen = jobs.popleft()
+                if cb._state is QUEUED and cb._gen == gen and cb._ctx is queue.owner:
                     cb._state = RUNNING
                     queue.active += 1
                     rotation.rotate(-1) if jobs else self._drop(queue)

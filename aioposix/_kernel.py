@@ -20,12 +20,11 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
-from . import _backend, _uring
+from . import _backend, _loopdata, _uring
 from ._daemon import DaemonPool
 from ._tunables import Sysctl, Value
 
 if TYPE_CHECKING:
-    import asyncio
 
     from ._context import AioContext
 
@@ -39,9 +38,6 @@ class Kernel:
         self.generation = 0
         self.tokens: deque[None] = deque()  # one per job submitted and not reaped
         self.buf_tokens: deque[None] = deque()  # one per kernel-submitted job in flight
-        # {loop: its default AioContext}
-        self.defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AioContext] = (
-            weakref.WeakKeyDictionary())
         self.contexts: weakref.WeakSet[AioContext] = weakref.WeakSet()  # every live context
 
     def _counters(self) -> dict[str, Value]:
@@ -90,7 +86,7 @@ class Kernel:
         self.tokens.clear()
         self.buf_tokens.clear()
         _uring.after_fork_in_child()
-        self.defaults = weakref.WeakKeyDictionary()
+        _loopdata.after_fork_in_child()
         self.pool.after_fork_in_child()
         for ctx in list(self.contexts):
             ctx._forget_after_fork()

@@ -40,11 +40,10 @@ import errno
 import mmap
 import os
 import struct
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import _faults
+from . import _faults, _loopdata
 from ._constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC
 from ._io import remaining
 
@@ -315,8 +314,6 @@ class Ring:
         return f"<Ring fd={self.fd} inflight={len(self._inflight)}>"
 
 
-_RINGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Ring] = (
-    weakref.WeakKeyDictionary())  # {loop: Ring}
 _PROBE: dict[str, str | None] = {}  # {"reason": why io_uring is unusable, or None}
 
 
@@ -351,9 +348,10 @@ def _try_setup() -> str | None:
 
 def acquire(loop: asyncio.AbstractEventLoop) -> Ring:
     """The loop's ring, made on first use; each context that uses it holds it."""
-    ring = _RINGS.get(loop)
+    ring: Ring | None = _loopdata.get(loop, "ring")
     if ring is None or ring._closed:
-        ring = _RINGS[loop] = Ring(loop)
+        ring = Ring(loop)
+        _loopdata.put(loop, "ring", ring)
     ring.users += 1
     return ring
 
@@ -362,11 +360,10 @@ def release(ring: Ring) -> None:
     """A context is done with the ring; the last one closes it."""
     ring.users -= 1
     if ring.users == 0:
-        if _RINGS.get(ring._loop) is ring:
-            del _RINGS[ring._loop]
+        if _loopdata.get(ring._loop, "ring") is ring:
+            _loopdata.drop(ring._loop, "ring")
         ring.close()
 
 
 def after_fork_in_child() -> None:
-    _PROBE.clear()
-    _RINGS.clear()  # the parent's rings are not ours; their fds close with the process
+    _PROBE.clear()  # (the parent's rings are left behind with _loopdata's generation)

@@ -114,7 +114,7 @@ def make_job(s: Soak) -> tuple[Aiocb, tuple[str, int], str]:
     if roll < 0.82:
         return Aiocb(s.socks[pair][1].fileno(), bytearray(rng.choice((1, 100, 2000)))), (
             "sread", pair), "read"
-    if roll < 0.99:
+    if roll < 0.995:  # fsyncs: 0.5%, they wait for the disk
         data = bytes([pair + 1]) * rng.choice((1, 100, 3000))
         return Aiocb(s.socks[pair][0].fileno(), data), ("swrite", pair), "write"
     return Aiocb(s.dst), ("fsync", 0), "fsync"
