@@ -613,6 +613,14 @@ class AioContext:
             loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: nobody will reap these
             self._orphan()
+        else:
+            self._kernel.pool.watch(self)  # in case it closes before running the drain
+
+    def _check_orphaned(self) -> None:
+        """From an idle worker: results still waiting for a loop that closed."""
+        loop = self._loop
+        if self._posted and loop is not None and loop.is_closed():
+            self._orphan()
 
     def _drain(self) -> None:
         with self._post_lock:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
 
 class Owner(Protocol):
     def _post(self, cb: Aiocb, status: int, error: int) -> None: ...
+
+    def _check_orphaned(self) -> None: ...
+
+
+# How often an idle worker looks for contexts whose loop closed before it
+# collected their results (see DaemonPool.watch).
+_JANITOR_PERIOD = 1.0
 
 
 class PoolQueue:
@@ -67,6 +76,9 @@ class DaemonPool:
         self._rotation: deque[PoolQueue] = deque()  # queues with jobs, round robin
         self._threads: set[threading.Thread] = set()
         self._idle = 0
+        # {id: weak context}: results posted, the loop asked to collect them; weak,
+        # so that the pool never keeps a dropped context (and its slots) alive
+        self._watched: dict[int, weakref.ref[Owner]] = {}
 
     @property
     def num_procs(self) -> int:
@@ -126,26 +138,52 @@ class DaemonPool:
         self._rotation.popleft()
         queue.in_rotation = False
 
-    def _next_job(self, done: PoolQueue | None) -> tuple[PoolQueue, Aiocb] | None:
-        """Finish the last job's accounting and wait for the next; None: time to exit."""
+    def watch(self, owner: Owner) -> None:
+        """``owner`` asked its loop to collect results: if that loop closes first,
+        an idle worker notices within _JANITOR_PERIOD and frees them."""
+        with self._cond:
+            self._watched[id(owner)] = weakref.ref(owner)
+
+    def _next_job(self, done: PoolQueue | None) -> tuple[PoolQueue, Aiocb] | list[Owner] | None:
+        """Finish the last job's accounting and wait for the next job.
+
+        Returns the job; or contexts to check for a closed loop; or None: the
+        worker has been idle for aiod_lifetime and is not needed, time to exit.
+        """
         with self._cond:
             if done is not None:
                 done.active -= 1
+            idle_since = time.monotonic()
             while (item := self._select()) is None:
                 self._idle += 1
-                lifetime = self._sysctl.get_float("vfs.aio.aiod_lifetime")
-                woken = self._cond.wait(lifetime)
+                woken = self._cond.wait(_JANITOR_PERIOD)
                 self._idle -= 1
-                target = self._sysctl.get_int("vfs.aio.target_aio_procs")
-                if not woken and len(self._threads) > target and not self._rotation:
-                    self._threads.discard(threading.current_thread())
+                if not woken and self._watched:
+                    owners = [o for ref in self._watched.values() if (o := ref()) is not None]
+                    self._watched.clear()
+                    return owners
+                if self._retire(idle_since):
                     return None
             return item
+
+    def _retire(self, idle_since: float) -> bool:
+        lifetime = self._sysctl.get_float("vfs.aio.aiod_lifetime")
+        target = self._sysctl.get_int("vfs.aio.target_aio_procs")
+        if (time.monotonic() - idle_since < lifetime or len(self._threads) <= target
+                or self._rotation):
+            return False
+        self._threads.discard(threading.current_thread())
+        return True
 
     def _daemon(self) -> None:
         cond = self._cond  # a fork gives the child a new pool; this thread is the parent's
         done: PoolQueue | None = None
         while cond is self._cond and (item := self._next_job(done)) is not None:
+            done = None
+            if isinstance(item, list):
+                for owner in item:
+                    owner._check_orphaned()
+                continue
             done, cb = item
             status, error = _io.run(cb)
             done.owner._post(cb, status, error)

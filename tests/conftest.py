@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import BACKENDS, MakeFile, open_fds
 
 import aioposix
 from aioposix._kernel import KERNEL
@@ -28,8 +29,6 @@ LOOPS = [
     pytest.param(("asyncio", {}), id="asyncio"),
     pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
 ]
-# name: (vfs.aio.backend, vfs.aio.inline)
-BACKENDS = {"inline": ("threads", 1), "pool": ("threads", 0), "io_uring": ("io_uring", 0)}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,10 +50,6 @@ def _uvloop_globals() -> None:
 @pytest.fixture(params=LOOPS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
     return request.param  # type: ignore[no-any-return]
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
 @dataclass
@@ -96,6 +91,32 @@ def aio(request: pytest.FixtureRequest, anyio_backend: tuple[str, dict[str, bool
     leaked = open_fds() - before
     # the test's own files are closed by the test; anything else is ours
     assert not leaked, f"descriptors left open: {sorted(leaked)}"
+
+
+@pytest.fixture
+def new_file(aio: Env) -> Iterator[MakeFile]:
+    """A factory of fds (O_RDWR by default) on fresh files in the test's tmp dir,
+    closed at teardown."""
+    fds: list[int] = []
+
+    def make(data: bytes = b"", flags: int = os.O_RDWR) -> int:
+        fd = aio.file(data, f"file{len(fds)}.bin", flags)
+        fds.append(fd)
+        return fd
+
+    yield make
+    for fd in fds:
+        os.close(fd)
+
+
+@pytest.fixture
+def pipe(aio: Env) -> Iterator[tuple[int, int]]:
+    """A pipe ``(r, w)``, closed at teardown: a read on it stays in flight until
+    the test writes (a "not done" job)."""
+    r, w = os.pipe()
+    yield r, w
+    os.close(r)
+    os.close(w)
 
 
 @pytest.fixture

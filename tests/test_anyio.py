@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,14 +32,6 @@ if TYPE_CHECKING:
 
 ECANCELED = errno.ECANCELED
 EINPROGRESS = errno.EINPROGRESS
-
-
-@pytest.fixture
-def pipe(aio: Env) -> Iterator[tuple[int, int]]:
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
 
 
 def idle(ctx: AioContext) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import open_fds
 
 import aioposix
 from aioposix import (
@@ -58,10 +59,6 @@ if TYPE_CHECKING:
     from conftest import Env
 
 DATA = b"0123456789abcdef"
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
 def other_threads() -> set[threading.Thread]:

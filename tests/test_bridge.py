@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import open_fds, rand
 
 import aioposix
 from aioposix import (
@@ -43,14 +44,6 @@ if TYPE_CHECKING:
 EINPROGRESS = errno.EINPROGRESS
 DEADLINE = 20.0  # seconds: the bound of every wait in this file
 STEP = 5.0  # seconds: the bound of one read whose data is already on its way
-
-
-def rand(n: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
 class Ends:

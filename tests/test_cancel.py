@@ -15,10 +15,10 @@ import contextlib
 import errno
 import os
 import signal
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import MakeFile, check_errno, loop_errors
 
 import aioposix
 from aioposix import (
@@ -40,31 +40,7 @@ if TYPE_CHECKING:
 
 EINPROGRESS = errno.EINPROGRESS
 ECANCELED = errno.ECANCELED
-MakeFile = Callable[..., int]
 APPEND = os.O_RDWR | os.O_APPEND
-
-
-@pytest.fixture
-def new_file(aio: Env) -> Iterator[MakeFile]:
-    """A factory of fds on fresh files in the test's tmp dir, closed at teardown."""
-    fds: list[int] = []
-
-    def make(data: bytes = b"", flags: int = os.O_RDWR) -> int:
-        fd = aio.file(data, f"file{len(fds)}.bin", flags)
-        fds.append(fd)
-        return fd
-
-    yield make
-    for fd in fds:
-        os.close(fd)
-
-
-@pytest.fixture
-def pipe(aio: Env) -> Iterator[tuple[int, int]]:
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
 
 
 def hold(ctx: AioContext, fd: int) -> Aiocb:
@@ -81,25 +57,8 @@ def fsync(ctx: AioContext, fd: int, **kw: Any) -> Aiocb:
     return cb
 
 
-def check_errno(info: pytest.ExceptionInfo[OSError], code: int) -> None:
-    assert info.value.errno == code, info.value
-
-
 def assert_cancelled(cb: Aiocb) -> None:
     assert (cb.error, cb.status) == (ECANCELED, -1)
-
-
-@contextlib.contextmanager
-def loop_errors() -> Iterator[list[dict[str, Any]]]:
-    """What reaches the loop's exception handler meanwhile (it should be nothing)."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    old = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    try:
-        yield errors
-    finally:
-        loop.set_exception_handler(old)
 
 
 def idle(ctx: AioContext) -> bool:

@@ -17,16 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import open_fds
 
 import aioposix
 from aioposix._cli import main
 
 ALL = ("aioposix", "aiofiles", "caio", "sync")
 TINY = ["--size", "4m", "--runtime", "0.2"]
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvloop
+from helpers import open_fds, run_in_a_thread, wait_child
 
 import aioposix
 from aioposix import LIO_NOWAIT, LIO_READ, LIO_WAIT, LIO_WRITE, Aiocb, AioContext, sysctl
@@ -42,10 +43,6 @@ def counter(name: str) -> int:
     value = sysctl[name]
     assert isinstance(value, int)
     return value
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
 def aiod_threads() -> list[threading.Thread]:
@@ -330,6 +327,7 @@ def test_loop_closed_with_jobs_in_flight_gives_back_queue_slots_and_fds(
     job ends (the default context is run down with its loop; a context of one's
     own can still reap with aio_return), then the process-wide queue count and
     the descriptors are back where they were."""
+    gc.collect()  # contexts dropped by earlier tests give their slots back now, not midway
     baseline = counter("vfs.aio.num_queue_count")
     fd = os.open(tmp_path / "data.bin", os.O_RDWR | os.O_CREAT)
     before = open_fds()
@@ -345,7 +343,7 @@ def test_loop_closed_with_jobs_in_flight_gives_back_queue_slots_and_fds(
                     assert exc.errno == errno.EINVAL
         assert wait_for(lambda: counter("vfs.aio.num_queue_count") == baseline, 10), (
             f"num_queue_count stays at {counter('vfs.aio.num_queue_count')}, was {baseline}")
-        assert wait_for(lambda: open_fds() == before, 10), (
+        assert wait_for(lambda: not open_fds() - before, 10), (
             f"descriptors left open: {sorted(open_fds() - before)}")
     finally:
         os.close(fd)
@@ -382,11 +380,7 @@ async def _child_work(path: Path) -> int:
 def _in_child(path: Path) -> None:
     code = 99
     try:
-        box: list[int] = []
-        t = threading.Thread(target=lambda: box.append(asyncio.run(_child_work(path))))
-        t.start()
-        t.join(30)
-        code = box[0] if box else 98
+        code = run_in_a_thread(lambda: _child_work(path))
     finally:
         os._exit(code)
 
@@ -411,7 +405,7 @@ async def test_fork_with_jobs_queued_and_parked(aio: Env) -> None:
             assert await asyncio.wait_for(parked, 10) == 6
             assert parked.buf == b"parent"
             assert [await cb for cb in cbs] == [BLOCK] * count
-            code = await _wait_child(pid, 40)
+            code = await wait_child(pid, 40)
         assert code == 0
         assert path.read_bytes() == b"".join(block(i) for i in range(count))
         assert (aio.tmp / "child.bin").read_bytes() == b"".join(block(i) for i in range(8))
@@ -419,20 +413,6 @@ async def test_fork_with_jobs_queued_and_parked(aio: Env) -> None:
         os.close(fd)
         a.close()
         b.close()
-
-
-async def _wait_child(pid: int, timeout: float) -> int:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if loop.time() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"the child did not exit within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 # -- one context at its limit, another working -----------------------------------------------------
@@ -549,8 +529,10 @@ async def test_job_reaping_itself_after_a_cancelled_await_wakes_the_sleepers(
             task = asyncio.ensure_future(outcome(cb))
             await aio.until(lambda: ctx.statistics().active == 1 or cb.error != errno.EINPROGRESS)
             task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            try:
+                await task  # cancelled, unless the job beat the cancel and it returned
+            except asyncio.CancelledError:
+                pass
             if closing == "aio_waitcomplete":
                 seen = await asyncio.wait_for(collect(ctx), 15)
                 assert seen in ([], [cb])  # it may be reaped by itself first

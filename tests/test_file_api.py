@@ -16,13 +16,13 @@ import collections
 import errno
 import io
 import os
-import random
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import aiofiles  # type: ignore[import-untyped]
 import pytest
+from helpers import rand
 
 import aioposix._file as aiofiles_like
 from aioposix import Aiocb, AioContext
@@ -59,10 +59,6 @@ class CountingContext(AioContext):
     def aio_fsync(self, op: int, cb: Aiocb) -> None:
         self.calls["aio_fsync"] += 1
         super().aio_fsync(op, cb)
-
-
-def rand(n: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(n)
 
 
 def put(aio: Env, data: bytes, name: str = "f.bin") -> Path:

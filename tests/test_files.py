@@ -18,10 +18,11 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import MakeFile, check_errno, rand
 
 import aioposix
 from aioposix import (
@@ -44,39 +45,6 @@ if TYPE_CHECKING:
     from conftest import Env
 
 EINPROGRESS = errno.EINPROGRESS
-MakeFile = Callable[..., int]
-
-
-def rand(n: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-@pytest.fixture
-def new_file(aio: Env) -> Iterator[MakeFile]:
-    """A factory of O_RDWR fds on fresh files in the test's tmp dir, closed at teardown."""
-    fds: list[int] = []
-
-    def make(data: bytes = b"", flags: int = os.O_RDWR) -> int:
-        fd = aio.file(data, f"file{len(fds)}.bin", flags)
-        fds.append(fd)
-        return fd
-
-    yield make
-    for fd in fds:
-        os.close(fd)
-
-
-@pytest.fixture
-def pipe(aio: Env) -> Iterator[tuple[int, int]]:
-    """A pipe: a read on it stays in flight until the test writes (a "not done" job)."""
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
-
-
-def check_errno(info: pytest.ExceptionInfo[OSError], code: int) -> None:
-    assert info.value.errno == code, info.value
 
 
 def free(buf: Any) -> None:

@@ -15,7 +15,7 @@ import random
 import threading
 from typing import TYPE_CHECKING
 
-import uvloop
+from helpers import run_on
 
 from aioposix import LIO_NOWAIT, LIO_WRITE, Aiocb, AioContext, sysctl
 
@@ -56,11 +56,7 @@ async def _thread_main(fd: int, parts: list[list[int]]) -> list[int]:
 def _run(loop: str, fd: int, parts: list[list[int]], results: dict[int, object],
          n: int) -> None:
     try:
-        if loop == "uvloop":
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                results[n] = runner.run(_thread_main(fd, parts))
-        else:
-            results[n] = asyncio.run(_thread_main(fd, parts))
+        results[n] = run_on(loop, _thread_main(fd, parts))
     except BaseException as exc:
         results[n] = exc
 

@@ -20,9 +20,10 @@ import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from helpers import loop_errors
 
 from aioposix import (
     AIO_ALLDONE,
@@ -117,19 +118,6 @@ def counting_signal(signo: int) -> Iterator[list[int]]:
     finally:
         loop.remove_signal_handler(signo)
         signal.signal(signo, old)
-
-
-@contextlib.contextmanager
-def loop_errors() -> Iterator[list[dict[str, Any]]]:
-    """What reaches the loop's exception handler (e.g. a raising callback)."""
-    loop = asyncio.get_running_loop()
-    old = loop.get_exception_handler()
-    seen: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: seen.append(context))
-    try:
-        yield seen
-    finally:
-        loop.set_exception_handler(old)
 
 
 @pytest.fixture

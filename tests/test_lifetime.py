@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import signal
 import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvloop
+from helpers import BACKENDS, open_fds, run_in_a_thread, run_on, wait_child
 
 import aioposix
 from aioposix import SIGEV_THREAD, Aiocb, AioContext, SigEvent, sysctl
@@ -26,24 +24,7 @@ from aioposix._uring import probe as uring_probe
 if TYPE_CHECKING:
     from conftest import Env
 
-T = TypeVar("T")
 BLOCK = 1 << 16
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
-
-
-def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on a fresh loop of the given kind, as an application would."""
-    if loop == "asyncio":
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
-# name: (vfs.aio.backend, vfs.aio.inline), as in conftest's ``aio`` fixture
-BACKENDS = {"inline": ("threads", 1), "pool": ("threads", 0), "io_uring": ("io_uring", 0)}
 
 
 @pytest.fixture(params=list(BACKENDS))
@@ -327,30 +308,9 @@ def _in_child(path: Path, parent_ctx: AioContext, pool: bool) -> None:
     loop, so the child's loop runs in a thread of its own."""
     code = 99
     try:
-        box: list[int] = []
-        if not parent_ctx.closed:
-            code = 20
-        else:
-            t = threading.Thread(target=lambda: box.append(asyncio.run(_child_jobs(path, pool))))
-            t.start()
-            t.join(30)
-            code = box[0] if box else 98
+        code = 20 if not parent_ctx.closed else run_in_a_thread(lambda: _child_jobs(path, pool))
     finally:
         os._exit(code)
-
-
-async def _wait_child(pid: int, timeout: float) -> int:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if loop.time() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"the child did not exit within {timeout} s")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
@@ -372,7 +332,7 @@ def test_fork_child_gets_a_fresh_kernel_and_parent_jobs_are_unaffected(
             if pid == 0:
                 _in_child(tmp_path / "child.bin", ctx, backend == "pool")
             statuses = [await cb for cb in cbs]
-            return statuses, await _wait_child(pid, 40)
+            return statuses, await wait_child(pid, 40)
         finally:
             os.close(fd)
 

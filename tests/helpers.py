@@ -1,0 +1,86 @@
+"""Plain helpers shared by several test files (fixtures live in conftest.py).
+
+Import them as ``from helpers import ...``: pytest puts this folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import uvloop
+
+T = TypeVar("T")
+
+# name: (vfs.aio.backend, vfs.aio.inline), the backends of conftest's ``aio`` fixture
+BACKENDS = {"inline": ("threads", 1), "pool": ("threads", 0), "io_uring": ("io_uring", 0)}
+
+# what conftest's ``new_file`` fixture gives: make(data=b"", flags=os.O_RDWR) -> fd
+MakeFile = Callable[..., int]
+
+
+def open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def rand(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def check_errno(info: pytest.ExceptionInfo[OSError], code: int) -> None:
+    assert info.value.errno == code, info.value
+
+
+@contextlib.contextmanager
+def loop_errors() -> Iterator[list[dict[str, Any]]]:
+    """What reaches the running loop's exception handler meanwhile."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        yield errors
+    finally:
+        loop.set_exception_handler(old)
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on a fresh loop of the given kind, as an application would."""
+    if loop == "asyncio":
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def run_in_a_thread(main: Callable[[], Coroutine[Any, Any, int]], timeout: float = 30) -> int:
+    """``asyncio.run(main())`` on a thread of its own, as a forked child must (the
+    forking thread still looks like it runs the parent's loop): its result, or 98
+    if it raised or did not finish within ``timeout`` seconds."""
+    box: list[int] = []
+    t = threading.Thread(target=lambda: box.append(asyncio.run(main())))
+    t.start()
+    t.join(timeout)
+    return box[0] if box else 98
+
+
+async def wait_child(pid: int, timeout: float) -> int:
+    """The exit code of the forked child ``pid``; killed (and an AssertionError)
+    if it has not exited within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if loop.time() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the child did not exit within {timeout} s")
+        await asyncio.sleep(0.01)
