@@ -341,7 +341,8 @@ def test_loop_closed_with_jobs_in_flight_gives_back_queue_slots_and_fds(
                     ctx.aio_return(cb)
                 except OSError as exc:  # the library freed it itself, as an orphan
                     assert exc.errno == errno.EINVAL
-        assert wait_for(lambda: counter("vfs.aio.num_queue_count") == baseline, 10), (
+        # (<=: a context an earlier test dropped may give its own slots back meanwhile)
+        assert wait_for(lambda: counter("vfs.aio.num_queue_count") <= baseline, 10), (
             f"num_queue_count stays at {counter('vfs.aio.num_queue_count')}, was {baseline}")
         assert wait_for(lambda: not open_fds() - before, 10), (
             f"descriptors left open: {sorted(open_fds() - before)}")
