@@ -27,31 +27,31 @@ import asyncio
 import json
 import mmap
 import os
-import platform
 import random
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from _common import (
+    CHECK_EVERY,
+    MiB,
+    Window,
+    Worker,
+    executor_note,
+    fmt_ratio,
+    machine_line,
+    parse_size,
+    run_on,
+    run_workers,
+    write_json,
+)
+
 import aioposix
 
-MiB = 1 << 20
 BLOCK = 4096
-HEARTBEAT = 0.001
-CHECK_EVERY = 16
 TARGET_RATIO = 0.9  # aioposix / fio IOPS
-
-
-def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 # -- the file ----------------------------------------------------------------------
@@ -84,59 +84,6 @@ def prepare_file(path: str, size: int) -> None:
 # -- measurement ------------------------------------------------------------------
 
 
-class Window:
-    """Warm-up, then a measured window; the workers check the clock."""
-
-    WARMUP, MEASURE, STOP = 0, 1, 2
-
-    def __init__(self, warmup: float, seconds: float) -> None:
-        now = time.perf_counter()
-        self.t_measure = now + warmup
-        self.t_stop = self.t_measure + seconds
-        self.phase = self.WARMUP
-        self.ops = self.start_ops = self.end_ops = 0
-        self.start_t = self.end_t = self.start_cpu = self.end_cpu = 0.0
-
-    def tick(self) -> bool:
-        phase = self.phase
-        if phase == self.STOP:
-            return False
-        now = time.perf_counter()
-        if phase == self.WARMUP:
-            if now >= self.t_measure:
-                self.phase = self.MEASURE
-                self.start_ops, self.start_t = self.ops, now
-                self.start_cpu = time.process_time()
-        elif now >= self.t_stop:
-            self.phase = self.STOP
-            self.end_ops, self.end_t = self.ops, now
-            self.end_cpu = time.process_time()
-            return False
-        return True
-
-    @property
-    def ops_per_s(self) -> float:
-        elapsed = self.end_t - self.start_t
-        return (self.end_ops - self.start_ops) / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def cpu_us_per_op(self) -> float:
-        ops = self.end_ops - self.start_ops
-        return (self.end_cpu - self.start_cpu) / ops * 1e6 if ops else 0.0
-
-
-async def heartbeat(window: Window, stats: dict[str, float]) -> None:
-    """Sleep 1 ms in a loop; record the worst lateness during the window."""
-    clock = time.perf_counter
-    while window.phase != Window.STOP:
-        t0 = clock()
-        await asyncio.sleep(HEARTBEAT)
-        t1 = clock()
-        if window.phase == Window.MEASURE or (window.phase == Window.STOP
-                                              and t0 <= window.end_t):
-            stats["worst_stall_ms"] = max(stats["worst_stall_ms"], (t1 - t0 - HEARTBEAT) * 1e3)
-
-
 @dataclass
 class Result:
     engine: str
@@ -145,27 +92,6 @@ class Result:
     worst_stall_ms: float | None
     cpu_us_per_op: float | None
     note: str = ""
-
-
-Worker = Callable[[int], Coroutine[Any, Any, None]]
-
-
-async def run_workers(make: Callable[[Window], Worker], args: argparse.Namespace
-                      ) -> tuple[Window, float]:
-    window = Window(args.warmup, args.seconds)
-    stats = {"worst_stall_ms": 0.0}
-    beat = asyncio.create_task(heartbeat(window, stats))
-    await asyncio.sleep(0)
-    worker = make(window)
-    tasks = [asyncio.create_task(worker(i)) for i in range(args.iodepth)]
-    try:
-        await asyncio.wait_for(asyncio.gather(*tasks, beat),
-                               args.warmup + args.seconds + 60)
-    finally:
-        for task in (*tasks, beat):
-            task.cancel()
-        await asyncio.gather(*tasks, beat, return_exceptions=True)
-    return window, stats["worst_stall_ms"]
 
 
 def offsets(args: argparse.Namespace, seed: int) -> list[int]:
@@ -245,15 +171,6 @@ async def bench_executor(fd: int, args: argparse.Namespace) -> tuple[Window, flo
 ASYNC_BENCHES = {"aioposix": bench_aioposix, "run_in_executor": bench_executor}
 
 
-def run_on(loop: str, coro: Coroutine[Any, Any, Any]) -> Any:
-    if loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coro)
-    return asyncio.run(coro)
-
-
 # -- fio ------------------------------------------------------------------------------
 
 
@@ -309,8 +226,7 @@ def main() -> int:
     except OSError as exc:
         print(f"the file system refuses O_DIRECT: {exc}", file=sys.stderr)
         return 2
-    print(f"machine: {os.cpu_count()} CPUs, Linux {platform.release()}, Python "
-          f"{platform.python_version()}; io_uring: {aioposix.sysctl['vfs.aio.io_uring']}; "
+    print(f"{machine_line()}; "
           f"file {args.path} ({args.size // MiB} MiB), QD {args.iodepth}, 4 KiB, "
           f"{args.seconds:g} s per engine")
     results: list[Result] = []
@@ -327,7 +243,7 @@ def main() -> int:
                     continue
                 window, stall = run_on(loop, bench(fd, args))
                 note = ("AioContext, O_DIRECT kernel path" if name == "aioposix" else
-                        f"default executor ({min(32, (os.cpu_count() or 1) + 4)} threads)")
+                        executor_note())
                 results.append(Result(name, loop, window.ops_per_s, stall,
                                       window.cpu_us_per_op, note))
     finally:
@@ -337,7 +253,7 @@ def main() -> int:
     print(f"\n{'engine':<16} {'loop':<8} {'IOPS':>10} {'vs fio':>7} {'stall ms':>9} "
           f"{'CPU us/op':>9}  note")
     for r in results:
-        ratio = f"{r.iops / fio_iops:.2f}x" if fio_iops else "-"
+        ratio = fmt_ratio(r.iops, fio_iops)
         stall = "-" if r.worst_stall_ms is None else f"{r.worst_stall_ms:.2f}"
         cpu = "-" if r.cpu_us_per_op is None else f"{r.cpu_us_per_op:.1f}"
         print(f"{r.engine:<16} {r.loop:<8} {r.iops:>10,.0f} {ratio:>7} {stall:>9} {cpu:>9}  "
@@ -353,8 +269,7 @@ def main() -> int:
     for line in verdicts:
         print(line)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump([asdict(r) for r in results], f, indent=2)
+        write_json(args.json, [asdict(r) for r in results])
     return 0
 
 

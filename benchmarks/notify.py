@@ -30,7 +30,6 @@ Run: ``python benchmarks/notify.py [--jobs 20000] [--depth 64] [--profile]``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import io
 import os
@@ -43,6 +42,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from _common import run_on
 
 import aioposix
 from aioposix import (
@@ -188,15 +189,6 @@ async def measure(fd: int, data: bytes, args: argparse.Namespace,
     return best
 
 
-def run_on(loop_name: str, fd: int, data: bytes, args: argparse.Namespace) -> dict[str, float]:
-    coro = measure(fd, data, args, args.profile)
-    if loop_name == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--jobs", type=int, default=20_000)
@@ -224,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'loop':8} {'await µs/job':>13} {'kqueue µs/job':>14} {'ratio':>6}  "
                   f"{'await+SIGEV_NONE':>16}  (medians: await / kqueue)")
             for loop_name in args.loops.split(","):
-                best = run_on(loop_name, fd, data, args)
+                best = run_on(loop_name, measure(fd, data, args, args.profile))
                 ratio = best["kqueue"] / best["await"]
                 ok = ok and ratio <= TARGET_RATIO
                 print(f"{loop_name:8} {best['await']:13.2f} {best['kqueue']:14.2f} "

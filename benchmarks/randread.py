@@ -22,105 +22,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
-import platform
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from _common import (
+    CHECK_EVERY,
+    MiB,
+    Window,
+    Worker,
+    fmt_ratio,
+    heartbeat,
+    machine,
+    run_on,
+    run_window,
+    write_json,
+)
+
 import aioposix
 
-MiB = 1 << 20
-HEARTBEAT = 0.001  # seconds between heartbeats
-CHECK_EVERY = 16  # ops between clock checks in a worker
 TARGET_RATIO = 1.5  # aioposix / caio ops/s
 TARGET_STALL_MS = 5.0
 ASYNC_ENGINES = ("aioposix", "caio", "run_in_executor")
 ALL_ENGINES = (*ASYNC_ENGINES, "pread")
-
-
-# -- measurement window -------------------------------------------------------
-
-
-class Window:
-    """Warm-up, then a measured window, then stop; driven by the workers' clocks.
-
-    The workers (not a timer task) check the clock every CHECK_EVERY ops, so
-    an engine that never yields to the loop still ends on time and is still
-    measured right (its heartbeat stall then shows how long it held the loop).
-    """
-
-    WARMUP, MEASURE, STOP = 0, 1, 2
-
-    def __init__(self, warmup: float, seconds: float) -> None:
-        now = time.perf_counter()
-        self.t_measure = now + warmup
-        self.t_stop = self.t_measure + seconds
-        self.phase = self.WARMUP
-        self.ops = 0
-        self.start_ops = 0
-        self.start_t = 0.0
-        self.end_ops = 0
-        self.end_t = 0.0
-        self.start_cpu = 0.0
-        self.end_cpu = 0.0
-
-    def tick(self) -> bool:
-        """Note the time; False once the window is over."""
-        phase = self.phase
-        if phase == self.STOP:
-            return False
-        now = time.perf_counter()
-        if phase == self.WARMUP:
-            if now >= self.t_measure:
-                self.phase = self.MEASURE
-                self.start_ops, self.start_t = self.ops, now
-                self.start_cpu = time.process_time()
-        elif now >= self.t_stop:
-            self.phase = self.STOP
-            self.end_ops, self.end_t = self.ops, now
-            self.end_cpu = time.process_time()
-            return False
-        return True
-
-    @property
-    def ops_per_s(self) -> float:
-        elapsed = self.end_t - self.start_t
-        return (self.end_ops - self.start_ops) / elapsed if elapsed > 0 else 0.0
-
-    @property
-    def cpu_us_per_op(self) -> float:
-        """Process CPU time (every thread, io_uring's SQPOLL thread too) per op."""
-        ops = self.end_ops - self.start_ops
-        return (self.end_cpu - self.start_cpu) / ops * 1e6 if ops else 0.0
-
-
-async def heartbeat(window: Window, stats: dict[str, float]) -> None:
-    """Sleep HEARTBEAT in a loop; record the worst lateness of the beats that
-    overlap the measured window (a beat held off past its end still counts:
-    an engine that never yields shows the whole window as its stall)."""
-    worst = 0.0
-    beats = 0
-    sleep = asyncio.sleep
-    clock = time.perf_counter
-    while True:
-        t0 = clock()
-        await sleep(HEARTBEAT)
-        t1 = clock()
-        if window.phase != Window.WARMUP and t1 >= window.start_t and (
-                window.phase == Window.MEASURE or t0 <= window.end_t):
-            beats += 1
-            worst = max(worst, t1 - t0 - HEARTBEAT)
-            stats["worst_stall_ms"] = worst * 1e3
-            stats["beats"] = beats
-        if window.phase == Window.STOP:
-            return
 
 
 # -- engines ----------------------------------------------------------------
@@ -140,31 +69,14 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Worker = Callable[[int], Coroutine[Any, Any, None]]
-
-
 def offsets_for(worker: int, offsets: list[int], workers: int) -> list[int]:
     return offsets[worker::workers]
 
 
-async def run_workers(name: str, loop_name: str, make_worker: Callable[[Window], Worker],
-                      args: argparse.Namespace) -> Result:
+async def run_engine(name: str, loop_name: str, make_worker: Callable[[Window], Worker],
+                     args: argparse.Namespace) -> Result:
     """Run ``args.qd`` workers and the heartbeat through one window; clean up."""
-    window = Window(args.warmup, args.seconds)
-    stats: dict[str, float] = {"worst_stall_ms": 0.0, "beats": 0}
-    worker = make_worker(window)
-    # The heartbeat goes first and is asleep before any worker runs.
-    beat = asyncio.create_task(heartbeat(window, stats), name=f"{name}-heartbeat")
-    await asyncio.sleep(0)
-    tasks = [asyncio.create_task(worker(i), name=f"{name}-{i}") for i in range(args.qd)]
-    everything = [*tasks, beat]
-    try:
-        limit = args.warmup + args.seconds + 30
-        await asyncio.wait_for(asyncio.gather(*everything), limit)
-    finally:
-        for task in everything:
-            task.cancel()
-        await asyncio.gather(*everything, return_exceptions=True)
+    window, stats = await run_window(make_worker, args.qd, args.warmup, args.seconds, 30, name)
     return Result(name, loop_name, window.ops_per_s, stats["worst_stall_ms"],
                   int(stats["beats"]), window.end_ops - window.start_ops,
                   window.end_t - window.start_t, window.cpu_us_per_op)
@@ -202,7 +114,7 @@ async def bench_aioposix(fd: int, offsets: list[int], expect: Callable[[int], by
                                 return
             return worker
 
-        result = await run_workers("aioposix", loop_name, make, args)
+        result = await run_engine("aioposix", loop_name, make, args)
     inline = "inline RWF_NOWAIT" if aioposix.sysctl["vfs.aio.inline"] else "no inline path"
     try:
         backend = f", backend {aioposix.sysctl['vfs.aio.backend_active']}"
@@ -257,7 +169,7 @@ async def bench_caio(fd: int, offsets: list[int], expect: Callable[[int], bytes]
                                 return
             return worker
 
-        result = await run_workers("caio", loop_name, make, args)
+        result = await run_engine("caio", loop_name, make, args)
     finally:
         ctx.close()
     result.note = impl + ("" if sqpoll is None else f", sqpoll={'on' if sqpoll else 'off'}")
@@ -291,7 +203,7 @@ async def bench_executor(fd: int, offsets: list[int], expect: Callable[[int], by
                             return
         return worker
 
-    result = await run_workers("run_in_executor", loop_name, make, args)
+    result = await run_engine("run_in_executor", loop_name, make, args)
     result.note = f"default executor ({min(32, (os.cpu_count() or 1) + 4)} threads)"
     return result
 
@@ -381,10 +293,6 @@ def make_file(path: str, size: int) -> None:
 # -- report -------------------------------------------------------------------
 
 
-def fmt_ratio(a: float, b: float | None) -> str:
-    return f"{a / b:.2f}x" if b else "-"
-
-
 def table(loop_name: str, results: list[Result], ceiling: Result | None, idle: float) -> str:
     by = {r.engine: r for r in results}
     caio = by["caio"].ops_per_s if "caio" in by else None
@@ -413,24 +321,6 @@ def headline(loop_name: str, results: list[Result]) -> dict[str, Any] | None:
     return {"loop": loop_name, "ratio": ratio, "stall_ms": stall, "pass": ok}
 
 
-def machine() -> dict[str, Any]:
-    cpu = "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info: dict[str, Any] = {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
-                            "python": platform.python_version(),
-                            "aioposix": aioposix.__version__}
-    for mod in ("uvloop", "caio"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = None
-    return info
-
-
 # -- main ---------------------------------------------------------------------
 
 
@@ -457,14 +347,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.size * MiB < args.block:
         p.error("--size is smaller than one block")
     return args
-
-
-def runner_for(loop_name: str) -> asyncio.Runner:
-    if loop_name == "uvloop":
-        import uvloop
-
-        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    return asyncio.Runner(loop_factory=asyncio.new_event_loop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -496,8 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 ceiling = bench_pread(fd, offsets, expect, args)
                 all_results.append(ceiling)
             for loop_name in args.loops:
-                with runner_for(loop_name) as runner:
-                    results, idle = runner.run(run_loop(loop_name, fd, offsets, expect, args))
+                results, idle = run_on(loop_name, run_loop(loop_name, fd, offsets, expect, args))
                 all_results.extend(results)
                 idles[loop_name] = idle
         finally:
@@ -525,9 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                "params": {k: v for k, v in vars(args).items() if k != "json"},
                "idle_heartbeat_ms": idles, "results": [asdict(r) for r in all_results],
                "headline": heads}
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        write_json(args.json, doc, newline=True)
         print(f"\nwrote {args.json}")
     return 0
 

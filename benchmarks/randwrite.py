@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -36,14 +34,23 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from _common import (
+    CHECK_EVERY,
+    MiB,
+    Window,
+    Worker,
+    executor_note,
+    fmt_ratio,
+    machine_line,
+    parse_size,
+    run_on,
+    run_workers,
+    write_json,
+)
+
 import aioposix
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from direct import Window, Worker, parse_size, run_on, run_workers
-
-MiB = 1 << 20
 BLOCK = 4096
-CHECK_EVERY = 16
 TARGET_RATIO = 1.0  # aioposix (auto) / caio writes/s
 TARGET_STALL_MS = 10.0
 
@@ -191,7 +198,7 @@ async def bench_executor(fd: int, plan: Plan,
         return worker
 
     window, stall = await run_workers(make, args)
-    return window, stall, f"default executor ({min(32, (os.cpu_count() or 1) + 4)} threads)"
+    return window, stall, executor_note()
 
 
 ENGINES: dict[str, Callable[..., Any]] = {
@@ -229,8 +236,7 @@ def main() -> int:
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
 
-    print(f"machine: {os.cpu_count()} CPUs, Linux {platform.release()}, Python "
-          f"{platform.python_version()}; io_uring: {aioposix.sysctl['vfs.aio.io_uring']}; "
+    print(f"{machine_line()}; "
           f"{args.size // MiB} MiB files in {args.dir}, QD {args.iodepth}, 4 KiB buffered "
           f"random writes, {args.seconds:g} s per engine")
     results: list[Result] = []
@@ -255,7 +261,7 @@ def main() -> int:
     for r in results:
         caio = next((c.writes_per_s for c in results
                      if c.engine == "caio" and c.loop == r.loop), None)
-        ratio = f"{r.writes_per_s / caio:.2f}x" if caio else "-"
+        ratio = fmt_ratio(r.writes_per_s, caio)
         print(f"{r.engine:<18} {r.loop:<8} {r.writes_per_s:>10,.0f} {ratio:>8} "
               f"{r.worst_stall_ms:>9.2f} {r.cpu_us_per_op:>9.1f} {r.verified:>8}  {r.note}")
     for r in results:
@@ -271,8 +277,7 @@ def main() -> int:
         print(f"[{r.loop}] aioposix/caio = {ratio:.2f}x ({ok_ratio} {TARGET_RATIO}x); worst "
               f"stall {r.worst_stall_ms:.2f} ms ({ok_stall} {TARGET_STALL_MS:g} ms)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump([asdict(r) for r in results], f, indent=2)
+        write_json(args.json, [asdict(r) for r in results])
     return 0
 
 

@@ -34,16 +34,10 @@ import socket
 import sys
 import time
 
+from _common import rss
+
 import aioposix
 from aioposix import Aiocb, AioContext
-
-
-def rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def raise_nofile(need: int) -> None:

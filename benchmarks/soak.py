@@ -33,6 +33,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from _common import rss
+
 import aioposix
 from aioposix import (
     AIO_ALLDONE,
@@ -46,14 +48,6 @@ from aioposix import (
 )
 
 SLOT, SLOTS = 1024, 512
-
-
-def rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def fds() -> int:

@@ -33,7 +33,6 @@ import asyncio
 import cProfile
 import functools
 import io
-import json
 import platform
 import pstats
 import socket
@@ -42,6 +41,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from _common import run_on, write_json
 
 import aioposix
 
@@ -255,15 +256,6 @@ async def measure(bench: Bench, seconds: float, warmup: float) -> float:
     raise AssertionError("unreachable")
 
 
-def run_on(loop_name: str, main: Coroutine[Any, Any, Any]) -> Any:
-    if loop_name == "asyncio":
-        return asyncio.run(main)
-    import uvloop
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
 def bench_loop(loop_name: str, args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     for workload in args.workloads:
@@ -350,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== cProfile, aioposix ping-pong on {loop_name} ==")
             print(profile_pingpong(loop_name, args))
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"results": [asdict(r) for r in results], "ratios": rows}, out, indent=2)
+        write_json(args.json, {"results": [asdict(r) for r in results], "ratios": rows})
     return 0 if all(row["met"] for row in rows) else 1
 
 
