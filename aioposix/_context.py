@@ -32,19 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import os
 import stat
-import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from fcntl import F_GETFL as _F_GETFL
-from fcntl import fcntl as _fcntl
 from typing import Any, Self
 
-from . import _faults, _io, _loopdata, _uring, _validate
+from . import _faults, _io, _loopdata, _paths, _uring, _validate
 from ._bridge import Bridge, bridge_for
 from ._constants import (
     AIO_ALLDONE,
@@ -63,6 +59,7 @@ from ._constants import (
     SIGEV_NONE,
 )
 from ._daemon import PoolQueue
+from ._fdqueue import FdQueue
 from ._job import (
     DONE,
     IDLE,
@@ -105,45 +102,6 @@ class ContextStatistics:
     max_active: int
     max_queued: int
     max_buf: int
-
-
-class FdQueue:
-    """One context's jobs in flight on one fd number, and the descriptors they use.
-
-    Jobs that leave the inline path run on our own dup of the fd, so a user
-    who closes the fd and gets the number back for another file never sees
-    their data.  Jobs on the same file share one dup (one dup per burst, not
-    per job): a new job reuses it when fstat of the fd still names the same
-    file (st_dev, st_ino); otherwise it gets a dup of its own.
-    """
-
-    __slots__ = ("current", "jobs", "refs")
-
-    def __init__(self) -> None:
-        self.jobs: dict[Aiocb, None] = {}  # {cb: None} in submission order
-        self.refs: dict[int, int] = {}  # {our dup: jobs using it}
-        self.current: tuple[int, int, int] = (-1, 0, 0)  # (dup, st_dev, st_ino) to share
-
-    def descriptor(self, fd: int, st: os.stat_result) -> int:
-        dup, dev, ino = self.current
-        if dup < 0 or (dev, ino) != (st.st_dev, st.st_ino):
-            dup = os.dup(fd)
-            self.current = (dup, st.st_dev, st.st_ino)
-        self.refs[dup] = self.refs.get(dup, 0) + 1
-        return dup
-
-    def unref(self, dup: int) -> None:
-        left = self.refs[dup] - 1
-        if left:
-            self.refs[dup] = left
-            return
-        del self.refs[dup]
-        os.close(dup)
-        if self.current[0] == dup:
-            self.current = (-1, 0, 0)
-
-    def __repr__(self) -> str:
-        return f"<FdQueue jobs={len(self.jobs)} dups={len(self.refs)}>"
 
 
 def _limit(value: int | None, name: str) -> int:
@@ -322,7 +280,8 @@ class AioContext:
             st = os.fstat(fd)
         except OSError:
             st = None
-        if st is None or not _is_pollable(st) or len(self._tokens) >= self._kernel.max_aio_queue:
+        full = len(self._tokens) >= self._kernel.max_aio_queue
+        if st is None or not _paths.is_pollable(st) or full:
             self._submit(cb, LIO_READ, progress=0)
             return
         self._start_fast(cb, LIO_READ, -1, [memoryview(buf)], len(buf), st, PATH_BRIDGE)
@@ -348,13 +307,13 @@ class AioContext:
                 and self._count < self.max_queued):
             self._submit(cb, LIO_WRITE)
             return
-        st = _writable_stat(fd)
+        st = _paths.writable_stat(fd)
         if st is None:
             path = -1
         elif stat.S_ISREG(st.st_mode):
             path = -1 if self._nowait_writes else PATH_RING if self._file_ring else PATH_POOL
         else:
-            path = PATH_BRIDGE if _is_pollable(st) else -1
+            path = PATH_BRIDGE if _paths.is_pollable(st) else -1
         if path < 0 or len(self._tokens) >= self._kernel.max_aio_queue:
             self._submit(cb, LIO_WRITE)
             return
@@ -546,10 +505,10 @@ class AioContext:
             self._dispatch(cb)
 
     def _path_for(self, cb: Aiocb, flags: int, st: os.stat_result) -> int:
-        if cb._op in _RW and _is_pollable(st):
+        if cb._op in _RW and _paths.is_pollable(st):
             return PATH_BRIDGE
         direct = flags & _O_DIRECT or stat.S_ISBLK(st.st_mode)
-        if direct and self._ring_usable() and _aligned(cb, st):
+        if direct and self._ring_usable() and _paths.aligned(cb, st):
             return PATH_BUF if cb._op in _RW else PATH_RING
         if self._file_ring and stat.S_ISREG(st.st_mode):
             return PATH_RING
@@ -1029,52 +988,6 @@ class AioContext:
         return (f"<AioContext {state} queued={s.queued} active={s.active} done={s.done} "
                 f"parked={s.parked} buffer_jobs={s.buffer_jobs}>")
 
-
-
-_NOT_PLAIN = os.O_APPEND | _O_DIRECT | getattr(os, "O_PATH", 0)
-
-
-def _writable_stat(fd: int) -> os.stat_result | None:
-    """fstat of ``fd`` if it is open for writing with no O_APPEND/O_DIRECT;
-    None sends the caller down the general path."""
-    try:
-        flags = _fcntl(fd, _F_GETFL)
-        if flags & _NOT_PLAIN or flags & os.O_ACCMODE == os.O_RDONLY:
-            return None
-        return os.fstat(fd)
-    except OSError:
-        return None
-
-
-def _aligned(cb: Aiocb, st: os.stat_result) -> bool:
-    """Offset and size are multiples of the device's logical block size."""
-    size = _logical_block_size(cb._key, st)
-    return cb._off >= 0 and cb._off % size == 0 and cb._n % size == 0
-
-
-def _logical_block_size(fd: int, st: os.stat_result) -> int:
-    if stat.S_ISBLK(st.st_mode):
-        try:
-            raw = fcntl.ioctl(fd, _BLKSSZGET, b"\0\0\0\0")
-            return int.from_bytes(raw, sys.byteorder) or 512
-        except OSError:
-            return 512
-    return st.st_blksize or 4096
-
-
-_BLKSSZGET = 0x1268
-
-
-def _is_pollable(st: os.stat_result) -> bool:
-    mode = st.st_mode
-    return stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode) or (
-        stat.S_ISCHR(mode) and os.major(st.st_rdev) in _TTY_MAJORS)
-
-
-# Character devices that poll and may block: ttys, pty masters and slaves
-# (Linux majors 4, 5, 136-143 and the ptmx range 128-135).  Memory devices
-# (/dev/zero, /dev/full) never block and go to the pool.
-_TTY_MAJORS = frozenset({4, 5, *range(128, 144)})
 
 
 class _WaitComplete:
