@@ -643,7 +643,7 @@ class AioContext:
     def __del__(self) -> None:
         # A context dropped with its loop, never closed: give back its queue
         # slots and descriptors (nothing can run its jobs any more).
-        if self._count > 0 and not self._posted:
+        if self._count > 0:  # (no worker holds it: none of its jobs is still running)
             for _ in range(self._count):
                 self._tokens.pop()
             self._count = 0
