@@ -510,6 +510,8 @@ class AioContext:
         direct = flags & _O_DIRECT or stat.S_ISBLK(st.st_mode)
         if direct and self._ring_usable() and _paths.aligned(cb, st):
             return PATH_BUF if cb._op in _RW else PATH_RING
+        if direct:
+            return PATH_POOL  # misaligned: the daemons, as in the seed (the kernel says EINVAL)
         if self._file_ring and stat.S_ISREG(st.st_mode):
             return PATH_RING
         return PATH_POOL
