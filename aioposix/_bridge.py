@@ -198,14 +198,23 @@ class Bridge:
         """Unpark ``cb`` (cancel); False if it already moved bytes (a short write)."""
         if cb._progress and cb._op not in (LIO_READ, LIO_READV):
             return False
-        cb._state = RUNNING  # the caller completes it as cancelled
+        self._unpark(cb)  # the caller completes it as cancelled
+        return True
+
+    def complete_short(self, cb: Aiocb) -> int:
+        """A write that moved bytes and is being cancelled: end it with what moved."""
+        self._unpark(cb)
+        return cb._progress
+
+    def _unpark(self, cb: Aiocb) -> None:
+        """Take ``cb`` out of its channel's count (its queue entry goes stale)."""
+        cb._state = RUNNING
         key = cb._bridge_key
         channel = self._channels.get(key) if key is not None else None
         if channel is not None:
             channel.live -= 1
             if channel.live == 0:
                 self._close(channel)
-        return True
 
     def _register(self, channel: Channel) -> None:
         add = self._loop.add_writer if channel.is_write else self._loop.add_reader
@@ -238,17 +247,6 @@ class Bridge:
         channel.closing = False
         if channel.live == 0 and self._channels.get(channel.key) is channel:
             self._close(channel)
-
-    def complete_short(self, cb: Aiocb) -> int:
-        """A write that moved bytes and is being cancelled: end it with what moved."""
-        cb._state = RUNNING
-        key = cb._bridge_key
-        channel = self._channels.get(key) if key is not None else None
-        if channel is not None:
-            channel.live -= 1
-            if channel.live == 0:
-                self._close(channel)
-        return cb._progress
 
     def _close(self, channel: Channel) -> None:
         if channel.fd < 0:

@@ -3,19 +3,19 @@
 vfs_aio.c keeps globals shared by every process: ``num_queue_count``
 (jobs outstanding system-wide, capped by ``max_aio_queue``),
 ``num_buf_aio``, the daemon lists and ``jobrefid``.  Here they belong to one
-``Kernel`` object per process, shared by every event loop in every thread,
-and guarded by one lock for the counters (the pool has its own).
+``Kernel`` object per process, shared by every event loop in every thread.
+The job counters are deques of tokens, changed by single atomic calls (see
+reserve()); the pool has its own lock.
 
 After ``os.fork()`` the child gets a fresh kernel state: no workers, no
 jobs, no default contexts (rule 26).  Contexts created before the fork are
-marked stale by the generation number and refuse new work in the child.
+closed in the child, and per-loop state made by the parent is ignored.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import threading
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING
@@ -34,8 +34,6 @@ class Kernel:
         self.sysctl = Sysctl(self._counters, self._changed)
         self.max_aio_queue = self.sysctl.get_int("vfs.aio.max_aio_queue")  # read per job
         self.pool = DaemonPool(self.sysctl)
-        self.lock = threading.Lock()
-        self.generation = 0
         self.tokens: deque[None] = deque()  # one per job submitted and not reaped
         self.buf_tokens: deque[None] = deque()  # one per kernel-submitted job in flight
         self.contexts: weakref.WeakSet[AioContext] = weakref.WeakSet()  # every live context
@@ -77,12 +75,7 @@ class Kernel:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable: "
                                   "vfs.aio.max_aio_queue jobs are outstanding")
 
-    def release(self) -> None:
-        self.tokens.pop()
-
     def after_fork_in_child(self) -> None:
-        self.lock = threading.Lock()
-        self.generation += 1
         self.tokens.clear()
         self.buf_tokens.clear()
         _uring.after_fork_in_child()

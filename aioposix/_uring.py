@@ -175,10 +175,6 @@ class Ring:
             if area is not None and not area.closed:
                 area.close()
 
-    @property
-    def inflight(self) -> int:
-        return len(self._inflight)
-
     def space(self) -> int:
         """Free SQ slots; the kernel's head is read only when our cached view is full."""
         used = (self._tail - self._head) & 0xFFFFFFFF
