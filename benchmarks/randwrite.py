@@ -1,25 +1,29 @@
 """Buffered 4 KiB random writes at queue depth 64 on one event loop.
 
-Engines, side by side in one run, on the asyncio default loop and on uvloop:
+Engines, on the asyncio default loop and on uvloop, ``--rounds`` rounds
+each, the order of the engines reversed every other round:
 
-* ``aioposix``: QD tasks on one AioContext, each reusing one Aiocb, with
-  the default backend (``auto``), and again with vfs.aio.backend forced to
-  ``threads`` and to ``io_uring``;
-* ``caio``: caio's linux_uring asyncio context
-  (``caio.linux_uring_asyncio.AsyncioContext``), QD tasks doing
-  ``await ctx.write(data, fd, offset)``;
-* ``run_in_executor``: QD tasks doing ``loop.run_in_executor(None,
-  os.pwrite, ...)``, what aiofiles does per call.
+* ``aioposix natural``: per write a new ``Aiocb(fd, data, 4096, off)``,
+  ``aioposix.aio_write(cb)`` (the loop's default context), ``await cb``;
+* ``aioposix tuned``: one Aiocb per task, reused, on an explicit
+  AioContext, once per distinct backend setting: ``auto``, ``threads`` and
+  ``io_uring`` that run file jobs on the same backend here
+  (``vfs.aio.backend_active``) are one setting and one row;
+* ``caio``: caio's linux_uring asyncio context, ``await ctx.write(...)``;
+* ``aiofiles``: one handle per task (``r+b``), ``seek`` + ``write``;
+* ``run_in_executor``: ``loop.run_in_executor(None, os.pwrite, ...)``;
+* ``os.pwrite loop``: a plain synchronous loop, no event loop: the limit.
 
-Each engine writes into its own freshly written (not sparse) file of
-``--size`` bytes: the same sequence of random block numbers, block ``b``
-always getting the same known bytes.  Afterwards every block the engine
-wrote is read back with os.pread and compared, and a sample of the blocks it
-did not write must still be zeros.  A heartbeat task sleeping 1 ms records
-the loop's worst stall.
+All engines write into one fully written (not sparse) file of ``--size``
+bytes, following the same random sequence of blocks.  Each run writes its
+own generation of the pattern (``_common.Pattern``), so after each run every
+block of the file is read back and compared in full: the blocks that run
+wrote hold its generation, every other block the generation it held before.
+The file is then fsynced, outside the measured window, so that every run
+starts with no dirty pages.  A heartbeat task sleeping 1 ms records its
+lateness (p99 and worst) while each engine runs.
 
-Run: ``python benchmarks/randwrite.py [--dir DIR] [--size 256M] [--seconds 5]``.
-Targets: aioposix (auto) >= 1.0x caio's writes/s, worst stall <= 10 ms.
+Run: ``python benchmarks/randwrite.py [--dir DIR] [--size 256M] [--seconds 2]``.
 """
 
 from __future__ import annotations
@@ -30,254 +34,340 @@ import os
 import random
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from array import array
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from _common import (
     CHECK_EVERY,
+    Engine,
     MiB,
+    Pattern,
     Window,
     Worker,
+    Workload,
+    backend_settings,
+    common_args,
     executor_note,
-    fmt_ratio,
+    filesystem,
+    idle_heartbeat,
+    installed,
+    loops_available,
+    machine,
     machine_line,
     parse_size,
+    report,
     run_on,
-    run_workers,
-    write_json,
+    run_rounds,
+    run_window,
+    sample,
+    select,
+    sysctls,
+    wrong,
 )
 
 import aioposix
 
 BLOCK = 4096
-TARGET_RATIO = 1.0  # aioposix (auto) / caio writes/s
-TARGET_STALL_MS = 10.0
+NATURAL, TUNED = "aioposix natural", "aioposix tuned"
+LIMIT = "os.pwrite loop"
+Job = tuple[int, bytes]  # (offset, payload)
 
 
-def payload(block: int) -> bytes:
-    """The bytes every engine writes to block ``block``: never all zeros."""
-    head = (block + 1).to_bytes(8, "little") * 8
-    return (head + bytes((block * 31 + i) & 0xFF | 1 for i in range(256)) * 16)[:BLOCK]
+class Disk:
+    """The file, the generation each block holds, and the write sequence."""
 
-
-@dataclass
-class Result:
-    engine: str
-    loop: str
-    writes_per_s: float
-    worst_stall_ms: float
-    cpu_us_per_op: float
-    verified: int
-    note: str = ""
-
-
-class Plan:
-    """The random blocks, their payloads, and what each worker got through."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, path: str, args: argparse.Namespace) -> None:
+        self.path, self.args = path, args
+        self.blocks = args.size // BLOCK
+        self.pattern = Pattern(self.blocks, BLOCK, 0)
+        self.pattern.write_file(path, self.blocks)
+        self.gens = array("I", bytes(4 * self.blocks))
+        self.last_gen = 0
         rng = random.Random(7)
-        blocks = args.size // BLOCK
-        self.sequence = [rng.randrange(blocks) for _ in range(args.ops)]
-        self.payloads = {b: payload(b) for b in set(self.sequence)}
-        self.qd = args.iodepth
-        self.done = [0] * self.qd  # ops completed by each worker
+        self.sequence = [rng.randrange(self.blocks) for _ in range(args.ops)]
+        self.fd = os.open(path, os.O_RDWR)
 
-    def work(self, worker: int) -> list[tuple[int, bytes]]:
-        return [(b * BLOCK, self.payloads[b]) for b in self.sequence[worker::self.qd]]
+    def close(self) -> None:
+        os.close(self.fd)
 
-    def written(self) -> set[int]:
-        blocks: set[int] = set()
+
+class Run:
+    """One engine run: its generation, each worker's jobs, what each got done."""
+
+    def __init__(self, disk: Disk) -> None:
+        disk.last_gen += 1
+        self.disk, self.gen = disk, disk.last_gen
+        pattern = disk.pattern
+        payloads = {b: pattern.data(b, self.gen) for b in set(disk.sequence)}
+        self.qd = disk.args.iodepth
+        self.jobs = [(b * BLOCK, payloads[b]) for b in disk.sequence]
+        self.done = [0] * self.qd
+
+    def share(self, worker: int) -> list[Job]:
+        return self.jobs[worker::self.qd]
+
+    def finish(self) -> int:
+        """Record what was written, compare the whole file, fsync; the blocks written."""
+        disk = self.disk
+        seq = disk.sequence
+        written: set[int] = set()
         for worker, count in enumerate(self.done):
-            mine = self.sequence[worker::self.qd]
-            blocks.update(mine if count >= len(mine) else mine[:count])
-        return blocks
+            mine = seq[worker::self.qd]
+            written.update(mine if count >= len(mine) else mine[:count])
+        for b in written:
+            disk.gens[b] = self.gen
+        fd, pattern, gens = disk.fd, disk.pattern, disk.gens
+        for b in range(disk.blocks):
+            if not pattern.ok(os.pread(fd, BLOCK, b * BLOCK), b, gens[b]):
+                raise wrong(f"randwrite generation {self.gen}", b * BLOCK)
+        os.fsync(fd)
+        return len(written)
 
 
-def verify(fd: int, plan: Plan, size: int) -> int:
-    written = plan.written()
-    for block in written:
-        if os.pread(fd, BLOCK, block * BLOCK) != plan.payloads[block]:
-            raise AssertionError(f"block {block}: wrong data after the run")
-    untouched = [b for b in range(0, size // BLOCK, 97) if b not in written][:2000]
-    for block in untouched:
-        if os.pread(fd, BLOCK, block * BLOCK) != bytes(BLOCK):
-            raise AssertionError(f"block {block} was never written but is not zeros")
-    return len(written)
+async def measure(run: Run, make: Callable[[Window], Worker], name: str) -> dict[str, Any]:
+    args = run.disk.args
+    window, beats = await run_window(make, args.iodepth, args.warmup, args.seconds, 60, name)
+    return sample(window, beats)
 
 
-async def bench_aioposix(fd: int, plan: Plan, args: argparse.Namespace,
-                         backend: str) -> tuple[Window, float, str]:
-    aioposix.sysctl["vfs.aio.backend"] = backend
-    try:
-        active = str(aioposix.sysctl["vfs.aio.backend_active"])
-        async with aioposix.AioContext(max_active=args.iodepth,
-                                       max_queued=max(256, args.iodepth)) as ctx:
-            def make(window: Window) -> Worker:
-                async def worker(i: int) -> None:
-                    mine = plan.work(i)
-                    cb = aioposix.Aiocb(fd, b"")
-                    write = ctx.aio_write
-                    count = k = 0
-                    while True:
-                        for off, data in mine:
-                            cb.buf, cb.nbytes, cb.offset = data, BLOCK, off
-                            write(cb)
-                            if await cb != BLOCK:
-                                raise AssertionError("short write")
-                            count += 1
-                            window.ops += 1
-                            k += 1
-                            if k == CHECK_EVERY:
-                                k = 0
-                                if not window.tick():
-                                    plan.done[i] = count
-                                    return
-                return worker
-
-            window, stall = await run_workers(make, args)
-    finally:
-        aioposix.sysctl["vfs.aio.backend"] = "auto"
-    inline = "inline RWF_NOWAIT on" if aioposix.sysctl["vfs.aio.inline"] else "no inline"
-    return window, stall, f"backend {backend} -> {active}, {inline}"
+def looped(run: Run, window: Window, i: int, count: int) -> bool:
+    """The clock check every CHECK_EVERY writes: False (and the count noted) when over."""
+    if window.tick():
+        return True
+    run.done[i] = count
+    return False
 
 
-async def bench_caio(fd: int, plan: Plan, args: argparse.Namespace) -> tuple[Window, float, str]:
-    from caio.linux_uring_asyncio import AsyncioContext
-
-    ctx = AsyncioContext(max_requests=max(64, args.iodepth), loop=asyncio.get_running_loop())
-    try:
-        sqpoll = getattr(ctx.context, "sqpoll", None)
-
-        def make(window: Window) -> Worker:
-            async def worker(i: int) -> None:
-                mine = plan.work(i)
-                write = ctx.write
-                count = k = 0
-                while True:
-                    for off, data in mine:
-                        if await write(data, fd, off) != BLOCK:
-                            raise AssertionError("short write")
-                        count += 1
-                        window.ops += 1
-                        k += 1
-                        if k == CHECK_EVERY:
-                            k = 0
-                            if not window.tick():
-                                plan.done[i] = count
-                                return
-            return worker
-
-        window, stall = await run_workers(make, args)
-    finally:
-        ctx.close()
-    return window, stall, f"linux_uring_asyncio, sqpoll={'on' if sqpoll else 'off'}"
-
-
-async def bench_executor(fd: int, plan: Plan,
-                         args: argparse.Namespace) -> tuple[Window, float, str]:
-    loop = asyncio.get_running_loop()
+async def bench_natural(run: Run) -> dict[str, Any]:
+    fd = run.disk.fd
 
     def make(window: Window) -> Worker:
         async def worker(i: int) -> None:
-            mine = plan.work(i)
-            run, pwrite = loop.run_in_executor, os.pwrite
+            mine = run.share(i)
+            Aiocb, write = aioposix.Aiocb, aioposix.aio_write
             count = k = 0
             while True:
                 for off, data in mine:
-                    if await run(None, pwrite, fd, data, off) != BLOCK:
-                        raise AssertionError("short write")
+                    cb = Aiocb(fd, data, BLOCK, off)
+                    write(cb)
+                    if await cb != BLOCK:
+                        raise wrong(NATURAL, off)
                     count += 1
                     window.ops += 1
                     k += 1
                     if k == CHECK_EVERY:
                         k = 0
-                        if not window.tick():
-                            plan.done[i] = count
+                        if not looped(run, window, i, count):
                             return
         return worker
 
-    window, stall = await run_workers(make, args)
-    return window, stall, executor_note()
+    return await measure(run, make, NATURAL)
 
 
-ENGINES: dict[str, Callable[..., Any]] = {
-    "aioposix": lambda fd, plan, args: bench_aioposix(fd, plan, args, "auto"),
-    "aioposix-threads": lambda fd, plan, args: bench_aioposix(fd, plan, args, "threads"),
-    "aioposix-io_uring": lambda fd, plan, args: bench_aioposix(fd, plan, args, "io_uring"),
-    "caio": bench_caio,
-    "run_in_executor": bench_executor,
-}
+async def bench_tuned(run: Run, backend: str) -> dict[str, Any]:
+    fd, qd = run.disk.fd, run.disk.args.iodepth
+    with sysctls(backend=backend):
+        ctx = aioposix.AioContext(max_active=qd, max_queued=max(256, qd))
+    async with ctx:
+        def make(window: Window) -> Worker:
+            async def worker(i: int) -> None:
+                mine = run.share(i)
+                cb = aioposix.Aiocb(fd, b"")
+                write = ctx.aio_write
+                count = k = 0
+                while True:
+                    for off, data in mine:
+                        cb.buf, cb.nbytes, cb.offset = data, BLOCK, off
+                        write(cb)
+                        if await cb != BLOCK:
+                            raise wrong(TUNED, off)
+                        count += 1
+                        window.ops += 1
+                        k += 1
+                        if k == CHECK_EVERY:
+                            k = 0
+                            if not looped(run, window, i, count):
+                                return
+            return worker
+
+        return await measure(run, make, TUNED)
 
 
-def fresh_file(directory: str, size: int) -> str:
-    """A file of ``size`` zero bytes, really written (not sparse)."""
-    fd, path = tempfile.mkstemp(prefix="randwrite-", suffix=".bin", dir=directory)
-    zeros = bytes(4 * MiB)
+async def bench_caio(run: Run) -> dict[str, Any]:
+    from caio.linux_uring_asyncio import AsyncioContext
+
+    fd, qd = run.disk.fd, run.disk.args.iodepth
+    ctx = AsyncioContext(max_requests=max(64, qd), loop=asyncio.get_running_loop())
     try:
-        for off in range(0, size, len(zeros)):
-            os.pwrite(fd, zeros[:min(len(zeros), size - off)], off)
-        os.fsync(fd)
+        def make(window: Window) -> Worker:
+            async def worker(i: int) -> None:
+                mine = run.share(i)
+                write = ctx.write
+                count = k = 0
+                while True:
+                    for off, data in mine:
+                        if await write(data, fd, off) != BLOCK:
+                            raise wrong("caio", off)
+                        count += 1
+                        window.ops += 1
+                        k += 1
+                        if k == CHECK_EVERY:
+                            k = 0
+                            if not looped(run, window, i, count):
+                                return
+            return worker
+
+        return await measure(run, make, "caio")
     finally:
-        os.close(fd)
-    return path
+        ctx.close()
 
 
-def main() -> int:
+async def bench_aiofiles(run: Run) -> dict[str, Any]:
+    import aiofiles
+
+    def make(window: Window) -> Worker:
+        async def worker(i: int) -> None:
+            mine = run.share(i)
+            async with aiofiles.open(run.disk.path, "r+b") as f:
+                count = k = 0
+                while True:
+                    for off, data in mine:
+                        await f.seek(off)
+                        if await f.write(data) != BLOCK:
+                            raise wrong("aiofiles", off)
+                        count += 1
+                        window.ops += 1
+                        k += 1
+                        if k == CHECK_EVERY:
+                            k = 0
+                            if not looped(run, window, i, count):
+                                return
+        return worker
+
+    return await measure(run, make, "aiofiles")
+
+
+async def bench_executor(run: Run) -> dict[str, Any]:
+    fd = run.disk.fd
+    loop = asyncio.get_running_loop()
+
+    def make(window: Window) -> Worker:
+        async def worker(i: int) -> None:
+            mine = run.share(i)
+            go, pwrite = loop.run_in_executor, os.pwrite
+            count = k = 0
+            while True:
+                for off, data in mine:
+                    if await go(None, pwrite, fd, data, off) != BLOCK:
+                        raise wrong("run_in_executor", off)
+                    count += 1
+                    window.ops += 1
+                    k += 1
+                    if k == CHECK_EVERY:
+                        k = 0
+                        if not looped(run, window, i, count):
+                            return
+        return worker
+
+    return await measure(run, make, "run_in_executor")
+
+
+def bench_limit(run: Run) -> dict[str, Any]:
+    fd, args = run.disk.fd, run.disk.args
+    window = Window(args.warmup, args.seconds)
+    pwrite = os.pwrite
+    count = k = 0
+    run.qd = 1  # one writer: the whole sequence in order
+    run.done = [0]
+    while True:
+        for off, data in run.jobs:
+            if pwrite(fd, data, off) != BLOCK:
+                raise wrong(LIMIT, off)
+            count += 1
+            window.ops += 1
+            k += 1
+            if k == CHECK_EVERY:
+                k = 0
+                if not looped(run, window, 0, count):
+                    return sample(window, None)
+
+
+Bench = Callable[[Run], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def engines(disk: Disk, workload: str, loops: list[str]) -> list[Engine]:
+    def runner(bench: Callable[[Run], Any], loop: str | None) -> Callable[[], dict[str, Any]]:
+        def go() -> dict[str, Any]:
+            run = Run(disk)
+            got = bench(run) if loop is None else run_on(loop, bench(run))
+            return dict(got, verified_blocks=run.finish(), generation=run.gen)
+        return go
+
+    out = [Engine(workload, LIMIT, "-", runner(bench_limit, None),
+                  "synchronous os.pwrite, no event loop", role="limit")]
+    settings = backend_settings()
+    for loop in loops:
+        out.append(Engine(workload, NATURAL, loop, runner(bench_natural, loop),
+                          "new Aiocb per write, aioposix.aio_write, default context "
+                          f"(backend {aioposix.sysctl['vfs.aio.backend']})", role="natural"))
+        for label, backend in settings:
+            def tuned(run: Run, backend: str = backend) -> Coroutine[Any, Any, dict[str, Any]]:
+                return bench_tuned(run, backend)
+            out.append(Engine(workload, f"{TUNED}, backend {label}", loop,
+                              runner(tuned, loop), "one reused Aiocb per task, explicit "
+                              "AioContext(max_active=qd)", role="tuned"))
+        peers: list[tuple[str, Bench, str, str | None]] = [
+            ("caio", bench_caio, "linux_uring_asyncio, caio's defaults", "caio"),
+            ("aiofiles", bench_aiofiles, "a handle per task, seek + write", "aiofiles"),
+            ("run_in_executor", bench_executor, executor_note() + ", os.pwrite", None)]
+        for name, bench, note, package in peers:
+            if package and not installed(package):
+                out.append(Engine(workload, name, loop, None, note, "not installed", "peer"))
+            else:
+                out.append(Engine(workload, name, loop, runner(bench, loop), note,
+                                  role="peer"))
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dir", default=tempfile.gettempdir(), help="where the test files go")
+    p.add_argument("--dir", default=tempfile.gettempdir(), help="where the test file goes")
     p.add_argument("--size", type=parse_size, default=256 * MiB, help="file size (256M)")
-    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per engine")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per engine")
+    p.add_argument("--seconds", type=float, default=2.0, help="measured seconds per round")
+    p.add_argument("--warmup", type=float, default=0.3, help="warm-up seconds per round")
     p.add_argument("--iodepth", type=int, default=64)
     p.add_argument("--ops", type=int, default=1 << 16, help="length of the random sequence")
-    p.add_argument("--loops", default="asyncio,uvloop")
-    p.add_argument("--engines", default=",".join(ENGINES))
-    p.add_argument("--json", help="write the results here")
-    args = p.parse_args()
+    common_args(p)
+    return p.parse_args(argv)
 
-    print(f"{machine_line()}; "
-          f"{args.size // MiB} MiB files in {args.dir}, QD {args.iodepth}, 4 KiB buffered "
-          f"random writes, {args.seconds:g} s per engine")
-    results: list[Result] = []
-    for loop in args.loops.split(","):
-        for name in args.engines.split(","):
-            plan = Plan(args)
-            path = fresh_file(args.dir, args.size)
-            fd = os.open(path, os.O_RDWR)
-            try:
-                window, stall, note = run_on(loop, ENGINES[name](fd, plan, args))
-                checked = verify(fd, plan, args.size)
-            finally:
-                os.close(fd)
-                os.unlink(path)
-            results.append(Result(name, loop, window.ops_per_s, stall, window.cpu_us_per_op,
-                                  checked, note))
-            print(f"  {loop:<8} {name:<18} {window.ops_per_s:>10,.0f} writes/s, "
-                  f"stall {stall:.2f} ms, {checked} blocks verified", file=sys.stderr)
 
-    print(f"\n{'engine':<18} {'loop':<8} {'writes/s':>10} {'vs caio':>8} {'stall ms':>9} "
-          f"{'CPU us/op':>9} {'verified':>8}  note")
-    for r in results:
-        caio = next((c.writes_per_s for c in results
-                     if c.engine == "caio" and c.loop == r.loop), None)
-        ratio = fmt_ratio(r.writes_per_s, caio)
-        print(f"{r.engine:<18} {r.loop:<8} {r.writes_per_s:>10,.0f} {ratio:>8} "
-              f"{r.worst_stall_ms:>9.2f} {r.cpu_us_per_op:>9.1f} {r.verified:>8}  {r.note}")
-    for r in results:
-        if r.engine != "aioposix":
-            continue
-        caio = next((c.writes_per_s for c in results
-                     if c.engine == "caio" and c.loop == r.loop), None)
-        if not caio:
-            continue
-        ratio = r.writes_per_s / caio
-        ok_ratio = "meets" if ratio >= TARGET_RATIO else "MISSES"
-        ok_stall = "meets" if r.worst_stall_ms <= TARGET_STALL_MS else "MISSES"
-        print(f"[{r.loop}] aioposix/caio = {ratio:.2f}x ({ok_ratio} {TARGET_RATIO}x); worst "
-              f"stall {r.worst_stall_ms:.2f} ms ({ok_stall} {TARGET_STALL_MS:g} ms)")
-    if args.json:
-        write_json(args.json, [asdict(r) for r in results])
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    info = machine()
+    info["filesystem"] = filesystem(args.dir)
+    print(machine_line(info))
+    workload = f"buffered 4 KiB randwrite, qd {args.iodepth}"
+    w = Workload(workload, "writes/s", True, "caio", LIMIT,
+                 f"{args.size // MiB} MiB fully written file ({info['filesystem']}), "
+                 f"{args.seconds:g} s per round after {args.warmup:g} s warm-up; "
+                 "the whole file compared after every run",
+                 targets={NATURAL: [("vs_ref", ">=", 1.5), ("vs_limit", ">=", 0.5),
+                                    ("hb_p99_ms", "<=", 2.0)]})
+    loops = loops_available(args.loops)
+    fd, path = tempfile.mkstemp(prefix="randwrite-", suffix=".bin", dir=args.dir)
+    os.close(fd)
+    try:
+        disk = Disk(path, args)
+        try:
+            idle = {loop: run_on(loop, idle_heartbeat()) for loop in loops}
+            table = select(engines(disk, workload, loops), args.only)
+            orders = run_rounds(table, args.rounds)
+        finally:
+            disk.close()
+    finally:
+        os.unlink(path)
+    report("randwrite", "Buffered 4 KiB random writes", info, args, [w], table, orders, idle)
     return 0
 
 
