@@ -21,7 +21,9 @@ Facts of the OS and what they mean for us:
   not (EOPNOTSUPP); for them the channel opens ``/proc/self/fd/N`` again,
   which makes a new open file description of the same object with its own
   O_NONBLOCK.  A pty master is the exception (opening /dev/ptmx again makes
-  a new pty): for it O_NONBLOCK is set just around each attempt.
+  a new pty): for it O_NONBLOCK is set just around each attempt.  So is a
+  FIFO or tty whose second open is refused (EACCES after a privilege drop:
+  the open is checked against the object's permissions, the fd is not).
 - One registration per (file, direction) serves every job parked there, of
   every context of the loop: jobs run in FIFO order, and the registration
   is removed when the last job leaves.  Jobs of two contexts never mix up:
@@ -101,13 +103,19 @@ def attempt_mode(fd: int, st: os.stat_result) -> int:
     return NONBLOCK
 
 
-def _open_channel_fd(fd: int, mode: int, is_write: bool) -> int:
+def _open_channel_fd(fd: int, mode: int, is_write: bool) -> tuple[int, int]:
+    """Our descriptor for the channel, and the attempt mode it ends up with."""
     if mode != NONBLOCK:
-        return os.dup(fd)
+        return os.dup(fd), mode
     access = os.O_WRONLY if is_write else os.O_RDONLY
     flags = access | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        return os.open(f"/proc/self/fd/{fd}", flags)
+        return os.open(f"/proc/self/fd/{fd}", flags), mode
+    except PermissionError:
+        # A second open is checked against the object's permissions now: after a
+        # privilege drop it may be refused although the fd itself works.  Then
+        # the fd's own open file is used, O_NONBLOCK set just around each attempt.
+        return os.dup(fd), TOGGLE
     except OSError as exc:
         if exc.errno == errno.ENXIO and is_write:  # a FIFO with no reader
             raise OSError(errno.EPIPE, os.strerror(errno.EPIPE)) from None
@@ -180,7 +188,7 @@ class Bridge:
                     return
                 tried = True
             try:
-                fd = _open_channel_fd(cb.fildes, mode, is_write)
+                fd, mode = _open_channel_fd(cb.fildes, mode, is_write)
             except OSError as exc:
                 owner._bridge_done(cb, -1, exc.errno or errno.EIO)
                 return

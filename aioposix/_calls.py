@@ -9,6 +9,7 @@ from typing import Any
 from ._context import current_context
 from ._job import Aiocb
 from ._notify import SigEvent
+from ._validate import allocate
 
 
 def aio_read(cb: Aiocb) -> None:
@@ -63,7 +64,7 @@ async def pread(fd: int, n_or_buf: int | Any, offset: int) -> Any:
     buffer, fills it and returns the count.
     """
     if isinstance(n_or_buf, int) and not isinstance(n_or_buf, bool):
-        buf = bytearray(n_or_buf)
+        buf = allocate(n_or_buf)
         got = await _read(fd, buf, offset)
         del buf[got:]
         return bytes(buf)

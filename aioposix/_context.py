@@ -34,6 +34,7 @@ import asyncio
 import errno
 import os
 import stat
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
@@ -56,6 +57,7 @@ from ._constants import (
     LIO_WAIT,
     LIO_WRITE,
     LIO_WRITEV,
+    SIGEV_KEVENT,
     SIGEV_NONE,
 )
 from ._daemon import PoolQueue
@@ -80,6 +82,7 @@ from ._kernel import KERNEL as _KERNEL
 from ._lio import LioBatch
 from ._notify import SigEvent, deliver
 from ._notify import validate as validate_sigevent
+from ._reaper import REAPER
 from ._sleepers import Sleepers
 from ._validate import error
 
@@ -87,6 +90,8 @@ _RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
 _OPS = (*_RW, LIO_SYNC, LIO_DSYNC)
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _preadv = os.preadv
+_running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
+_FD_MAX = 0x7FFFFFFF
 _RWF_NOWAIT = _io.RWF_NOWAIT
 
 
@@ -112,6 +117,24 @@ def _limit(value: int | None, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} limit must be at least 1")
     return value
+
+
+def asyncio_needed() -> bool:
+    """True when the caller runs under trio (AnyIO's trio backend), not asyncio."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _check_cb(cb: object) -> None:
+    """TypeError for anything that is not an Aiocb (rule 27)."""
+    if not isinstance(cb, Aiocb):
+        raise TypeError(f"expected an Aiocb, got {type(cb).__name__}")
 
 
 def _check_timeout(timeout: float | None) -> float | None:
@@ -168,7 +191,8 @@ class AioContext:
         # Buffered writes with RWF_NOWAIT: tried until a file refuses them (EOPNOTSUPP:
         # ext4 and others take them only through io_uring), then left to the backend.
         self._nowait_writes = True
-        self._sentinel: object = None  # see current_context()
+        self._sentinel: object = None  # runs the context down at loop shutdown
+        self._thread = 0  # the thread of its loop
         self._default = False  # the default context of its loop
         self._kernel.contexts.add(self)
 
@@ -179,12 +203,41 @@ class AioContext:
         return self._closed
 
     def _bind(self) -> asyncio.AbstractEventLoop:
+        """The context's loop, checked to be the one running here (rule 27).
+
+        A context belongs to the loop it is first used on: every call from
+        anywhere else (another loop, a thread with no running loop) raises
+        RuntimeError before anything is queued.
+        """
+        loop = _running_loop()
+        if loop is None or loop is not self._loop or self._closing:
+            return self._bind_slow(loop)
+        return loop
+
+    def _bind_slow(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+        self._check_loop(loop)
         if self._closed or self._closing:
             raise RuntimeError("the AioContext is closed")
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self._bridge = bridge_for(self._loop)
+            assert loop is not None
+            self._loop = loop
+            self._thread = threading.get_ident()
+            self._bridge = bridge_for(loop)
+            self._sentinel = _shutdown_hook(self)
+            REAPER.watch(self)
         return self._loop
+
+    def _check_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """RuntimeError unless ``loop`` (the running one) may use this context."""
+        if loop is None:
+            if asyncio_needed():
+                raise RuntimeError(
+                    "aioposix needs an asyncio event loop; AnyIO's trio backend is not supported")
+            raise RuntimeError("AioContext calls must be made from a running event loop "
+                               "(none runs in this thread)")
+        if self._loop is not None and loop is not self._loop:
+            raise RuntimeError("this AioContext belongs to another event loop; use "
+                               "aioposix.current_context() or a context made on this loop")
 
     def _must_yield(self) -> bool:
         """True once this loop iteration has seen its budget of inline completions.
@@ -210,6 +263,8 @@ class AioContext:
 
     def aio_read(self, cb: Aiocb) -> None:
         """Queue a read of cb.nbytes at cb.offset into cb.buf."""
+        if type(cb) is not Aiocb:
+            _check_cb(cb)
         # The hot case, in one piece: a whole bytearray, a plain offset, no
         # sigevent, nothing else of ours in flight on the fd.  The read is
         # tried straight away; anything unusual, and every error (EBADF for
@@ -221,7 +276,8 @@ class AioContext:
         if not (type(buf) is bytearray and type(offset) is int and type(fd) is int
                 and offset >= 0 and cb._ctx is None
                 and cb.nbytes == len(buf) and cb.reqprio == 0 and self._inline
-                and fd not in self._fds and self._loop is not None and not self._closing
+                and fd <= _FD_MAX and fd not in self._fds and self._loop is _running_loop()
+                and self._loop is not None and not self._closing
                 and self._count < self.max_queued and self._fast_sigevent(cb)):
             self._submit(cb, LIO_READ)
             return
@@ -292,6 +348,8 @@ class AioContext:
 
     def aio_write(self, cb: Aiocb) -> None:
         """Queue a write of cb.nbytes from cb.buf at cb.offset."""
+        if type(cb) is not Aiocb:
+            _check_cb(cb)
         # The hot cases, in one piece: a whole bytes/bytearray to a socket or
         # pipe (the bridge), or to a regular file (not O_APPEND, not O_DIRECT)
         # where inline writes are known not to work (the backend).  Anything
@@ -301,9 +359,10 @@ class AioContext:
         fd = cb.fildes
         offset = cb.offset
         if not ((kind is bytes or kind is bytearray) and type(offset) is int
-                and type(fd) is int and offset >= 0 and cb._ctx is None
+                and type(fd) is int and 0 <= fd <= _FD_MAX and offset >= 0 and cb._ctx is None
                 and cb.sigevent is None and cb.nbytes == len(buf) and cb.reqprio == 0
-                and self._loop is not None and not self._closing
+                and self._loop is _running_loop() and self._loop is not None
+                and not self._closing
                 and self._count < self.max_queued):
             self._submit(cb, LIO_WRITE)
             return
@@ -338,15 +397,18 @@ class AioContext:
 
     def aio_readv(self, cb: Aiocb) -> None:
         """Queue a scatter read into the buffers of cb.iov."""
+        _check_cb(cb)
         self._submit(cb, LIO_READV)
 
     def aio_writev(self, cb: Aiocb) -> None:
         """Queue a gather write from the buffers of cb.iov."""
+        _check_cb(cb)
         self._submit(cb, LIO_WRITEV)
 
     def aio_fsync(self, op: int, cb: Aiocb) -> None:
         """Sync cb.fildes (os.O_SYNC: fsync, os.O_DSYNC: fdatasync) once every
         job this context submitted earlier on that fd has finished."""
+        _check_cb(cb)
         if op == os.O_DSYNC:
             self._submit(cb, LIO_DSYNC)
         elif op == os.O_SYNC:
@@ -395,8 +457,10 @@ class AioContext:
         fd = cb.fildes
         flags = _validate.fd_flags(fd)
         _validate.check_access(fd, flags, op)
-        _validate.check_reqprio(cb)
-        offset = 0 if op in (LIO_SYNC, LIO_DSYNC) else _validate.offset_of(cb, fd)
+        sync = op in (LIO_SYNC, LIO_DSYNC)
+        if not sync:  # aio_fsync ignores buf, nbytes, offset and reqprio
+            _validate.check_reqprio(cb)
+        offset = 0 if sync else _validate.offset_of(cb, fd)
         sev = cb.sigevent
         if sev is not None:
             validate_sigevent(sev)
@@ -465,34 +529,34 @@ class AioContext:
             st = os.fstat(cb._key)
             cb._views = _validate.pin(cb._views)
             path = self._path_for(cb, flags, st)
-            if path == PATH_BUF and self._buf_jobs >= self.max_buf:
-                self._unadmit(cb)
-                cb._error, cb._status = errno.EAGAIN, -1
-                raise error(errno.EAGAIN, f"{self._buf_jobs} kernel-submitted jobs in flight "
-                                          f"(max_buf={self.max_buf})")
-            queue = self._fds.get(cb._key) or FdQueue()
-            if path != PATH_BRIDGE:
-                cb._fd = queue.descriptor(cb._key, st)
-        except BlockingIOError:
-            raise
-        except OSError as exc:  # out of descriptors, or the like
+        except OSError as exc:
             self._finish_now(cb, -1, exc.errno or errno.EIO)
             return
         ordered = cb._op in (LIO_SYNC, LIO_DSYNC) or (
             cb._op in (LIO_WRITE, LIO_WRITEV) and bool(flags & os.O_APPEND))
-        self._enqueue(cb, st, path, ordered, queue)
+        self._enqueue(cb, st, path, ordered)
 
-    def _enqueue(self, cb: Aiocb, st: os.stat_result, path: int, ordered: bool,
-                 queue: FdQueue | None = None) -> None:
+    def _enqueue(self, cb: Aiocb, st: os.stat_result, path: int, ordered: bool) -> None:
         """Put the job in its fd's queue and hand it to its path.
 
+        What may fail (our dup of the fd, the loop's ring: EMFILE) is taken
+        before the job enters the queue; a job that cannot get it finishes
+        at once with that errno, and nothing of it is left anywhere else.
         An ``ordered`` job (fsync, O_APPEND write) waits as WAITING until
         every job before it on the fd has finished.
         """
-        if queue is None:
-            queue = self._fds.get(cb._key) or FdQueue()
+        queue = self._fds.get(cb._key)
+        try:
+            if path in (PATH_RING, PATH_BUF) and self._ring is None:
+                assert self._loop is not None
+                self._ring = _uring.acquire(self._loop)
             if path != PATH_BRIDGE:
+                queue = queue or FdQueue()
                 cb._fd = queue.descriptor(cb._key, st)
+        except OSError as exc:
+            self._finish_now(cb, -1, exc.errno or errno.EIO)
+            return
+        queue = queue or FdQueue()
         cb._path = path
         self._fds[cb._key] = queue
         jobs = queue.jobs
@@ -519,27 +583,16 @@ class AioContext:
     def _ring_usable(self) -> bool:
         return self._file_ring or _uring.probe() is None
 
-    def _unadmit(self, cb: Aiocb) -> None:
-        """Undo _admit for a job refused after all (max_buf): nothing was queued."""
-        _validate.release(cb._views)
-        cb._views = None
-        self._count -= 1
-        self._tokens.pop()
-        cb._ctx, cb._state, cb._sev = None, IDLE, None
-        if cb._lio is not None:
-            cb._lio.pending -= 1
-            cb._lio = None
-
     def _dispatch(self, cb: Aiocb) -> None:
+        if cb._path == PATH_BUF and self._buf_jobs >= self.max_buf:
+            cb._path = PATH_POOL  # past max_buf: the daemons take it, as aio_qphysio's -1
         if cb._path == PATH_POOL:
             if self._batch is not None:
                 self._batch.append(cb)
             else:
                 self._kernel.pool.submit(self._queue, [cb])
             return
-        if self._ring is None:
-            assert self._loop is not None
-            self._ring = _uring.acquire(self._loop)
+        assert self._ring is not None  # taken at _enqueue
         if cb._path == PATH_BUF:
             self._buf_jobs += 1
             self._kernel.buf_tokens.append(None)
@@ -553,12 +606,23 @@ class AioContext:
             assert self._ring is not None
             self._ring.submit(cb, self._ring_done)
             return
-        if cb._path == PATH_BUF:
-            self._buf_jobs -= 1
-            self._kernel.buf_tokens.pop()
+        self._ring_left(cb)
         if status >= 0 and cb._op in _RW:
             status += cb._progress
         self._bridge_done(cb, status, err)
+
+    def _ring_left(self, cb: Aiocb) -> None:
+        if cb._path == PATH_BUF:
+            self._buf_jobs -= 1
+            self._kernel.buf_tokens.pop()
+
+    def _ring_lost(self, cb: Aiocb, status: int, err: int) -> None:
+        """A CQE reaped with the loop gone (from the reaper): the loop-less path.
+        A short write ends short, with what moved."""
+        self._ring_left(cb)
+        if status >= 0 and cb._op in _RW:
+            status += cb._progress
+        self._post(cb, status, err)
 
     # -- completion ---------------------------------------------------------
 
@@ -602,15 +666,16 @@ class AioContext:
                 self._in_call -= 1
 
     def _orphan(self) -> None:
-        """The loop closed under this context: a rundown with no loop.
+        """The loop closed under this context: a rundown with no loop (rule 25).
 
-        Runs on a worker thread.  Jobs the workers finished and jobs that will
-        now never start (queued, behind a barrier, parked on the dead loop) end,
-        the latter with ECANCELED, with no notification (there is no loop to
-        run one).  A context of one's own keeps them for aio_return; a loop's
-        default context, which nobody can reach any more, frees them at once:
-        their queue slots and descriptors go back.  Jobs still on a worker come
-        back through here when they end.
+        Runs on a worker's or the reaper's thread, under the post lock.  Jobs
+        the workers finished and jobs that will now never start (queued,
+        behind a barrier, parked on the dead loop) end, the latter with
+        ECANCELED, with no notification (there is no loop to run one); then
+        every finished job is freed, as aclose() frees them: nobody can reap
+        them any more (every call from another loop is refused), so their
+        queue slots and descriptors go back at once.  Jobs still on a worker
+        or in the kernel come back through here when they end.
         """
         with self._post_lock:
             batch, self._posted = self._posted, []
@@ -621,13 +686,27 @@ class AioContext:
                 self._leave_queue(cb)
                 cb._status, cb._error, cb._state = status, err, DONE
                 self._done[cb] = None
-            if self._default:
-                self._closed = True
-                for cb in list(self._done):
-                    del self._done[cb]
-                    self._forget(cb)
+            self._closed = True
+            for cb in list(self._done):
+                del self._done[cb]
+                self._forget(cb)
+            self._kernel.pool.forget(self._queue)
             if self._bridge is not None:
                 self._bridge.abandon()
+
+    # -- as watched by the reaper ----------------------------------------------
+
+    def loop_gone(self) -> bool:
+        loop = self._loop
+        return loop is not None and loop.is_closed() and not self._closed
+
+    def run_down_without_loop(self) -> bool:
+        """The reaper found the loop closed: run down, then let go of the ring."""
+        self._orphan()
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            _uring.release(ring)  # closed once nothing of any context is in flight on it
+        return True
 
     def _never_runs(self, cb: Aiocb) -> bool:
         state = cb._state
@@ -678,6 +757,8 @@ class AioContext:
                 self._dispatch(head)
         self._done[cb] = None
         self._announce(cb)
+        if self._closed and self._ring is not None:
+            self._release_ring()
 
     def _bridge_done(self, cb: Aiocb, status: int, err: int) -> None:
         self._complete(cb, status, err)
@@ -744,11 +825,16 @@ class AioContext:
         return cb._status
 
     def _check_open(self) -> None:
+        """RuntimeError if the context is closed or this is not its loop (rule 27)."""
         if self._closed:
             raise RuntimeError("the AioContext is closed")
+        loop = _running_loop()
+        if loop is None or (loop is not self._loop and self._loop is not None):
+            self._check_loop(loop)
 
     def aio_error(self, cb: Aiocb) -> int:
         """EINPROGRESS while in flight, else the job's errno (0 for success)."""
+        _check_cb(cb)
         self._check_open()
         if cb._ctx is not self:
             raise einval("the aiocb is not known to this context")
@@ -758,6 +844,7 @@ class AioContext:
 
     def aio_return(self, cb: Aiocb) -> int:
         """Reap a finished job: its byte count, or -1 if it failed."""
+        _check_cb(cb)
         self._check_open()
         if cb._state is RUNNING:
             self._collect()
@@ -787,6 +874,9 @@ class AioContext:
         """Wait until one listed job is done (EAGAIN when timeout passes)."""
         self._check_open()
         entries = list(cbs)
+        for cb in entries:
+            if cb is not None:
+                _check_cb(cb)
         limit = self._kernel.sysctl.get_int("vfs.aio.max_aio_queue_per_proc")
         if len(entries) > limit:
             raise einval(f"{len(entries)} entries is over p1003_1b.aio_listio_max ({limit})")
@@ -826,6 +916,8 @@ class AioContext:
             self._in_call -= 1
 
     def _cancel(self, fildes: int, cb: Aiocb | None) -> int:
+        if cb is not None:
+            _check_cb(cb)
         self._bind()
         _validate.fd_flags(fildes)
         if cb is not None:
@@ -873,6 +965,9 @@ class AioContext:
         limit = self._kernel.sysctl.get_int("vfs.aio.max_aio_queue_per_proc")
         if len(cbs) > limit:
             raise einval(f"{len(cbs)} entries is over p1003_1b.aio_listio_max ({limit})")
+        for cb in cbs:  # every entry's type, before any is queued
+            if cb is not None:
+                _check_cb(cb)
         if mode == LIO_NOWAIT and sigevent is not None:
             validate_sigevent(sigevent)
         batch = LioBatch(loop, cbs, sigevent if mode == LIO_NOWAIT else None, mode == LIO_WAIT)
@@ -938,7 +1033,10 @@ class AioContext:
         """
         if self._closed or self._closing:
             return
+        if self._loop is not None:
+            self._check_loop(_running_loop())
         self._closing = True
+        REAPER.unwatch(self)
         if self._loop is not None:
             for queue in list(self._fds.values()):
                 for cb in list(queue.jobs):
@@ -948,12 +1046,20 @@ class AioContext:
                 pass
             self._flush_later()
         for cb in list(self._done):
+            _keep_kevent_once(cb)
             self._reap(cb, raising=False)
         self._abandon_running()
-        if self._ring is not None and not self._fds:
-            _uring.release(self._ring)
-            self._ring = None
         self._closed = True
+        self._sentinel = None
+        self._release_ring()
+
+    def _release_ring(self) -> None:
+        """A closed context lets go of the loop's ring once none of its jobs is in it."""
+        if self._ring is None or any(
+                cb._state is KERNEL for queue in self._fds.values() for cb in queue.jobs):
+            return
+        ring, self._ring = self._ring, None
+        _uring.release(ring)
 
     def _abandon_running(self) -> None:
         """Jobs still on a worker after aiod_timeout: free them when they end."""
@@ -992,6 +1098,14 @@ class AioContext:
 
 
 
+def _keep_kevent_once(cb: Aiocb) -> None:
+    """The rundown frees a finished job: its EVFILT_AIO event, if it was never
+    collected, is still delivered once to a Kqueue that outlives the context."""
+    sev = cb._sev
+    if sev is not None and sev.notify == SIGEV_KEVENT and sev.kqueue is not None:
+        sev.kqueue._keep_once(cb, cb._gen)
+
+
 class _WaitComplete:
     """The async iterator behind aio_waitcomplete."""
 
@@ -1027,19 +1141,29 @@ async def _rundown_at_shutdown(ref: weakref.ref[AioContext]) -> AsyncGenerator[N
             await ctx.aclose()
 
 
+def _shutdown_hook(ctx: AioContext) -> object:
+    """Hook the context's rundown into its loop's shutdown_asyncgens()
+    (asyncio.run calls it before closing the loop)."""
+    sentinel = _rundown_at_shutdown(weakref.ref(ctx))
+    try:
+        sentinel.asend(None).send(None)
+    except StopIteration:
+        pass
+    return sentinel
+
+
 def current_context() -> AioContext:
     """The running loop's default context, made on first use."""
-    loop = asyncio.get_running_loop()
+    loop = _running_loop()
+    if loop is None:
+        if asyncio_needed():
+            raise RuntimeError(
+                "aioposix needs an asyncio event loop; AnyIO's trio backend is not supported")
+        raise RuntimeError("no running event loop")
     ctx: AioContext | None = _loopdata.get(loop, "context")
     if ctx is None or ctx.closed:
         ctx = AioContext()
         ctx._bind()
         ctx._default = True
         _loopdata.put(loop, "context", ctx)
-        sentinel = _rundown_at_shutdown(weakref.ref(ctx))
-        try:
-            sentinel.asend(None).send(None)
-        except StopIteration:
-            pass
-        ctx._sentinel = sentinel
     return ctx

@@ -105,6 +105,15 @@ class DaemonPool:
             cb._state = RUNNING  # the caller completes it as cancelled at once
             return True
 
+    def forget(self, queue: PoolQueue) -> None:
+        """A context run down with no loop: its queue leaves the rotation (its
+        entries were taken back), so the pool holds no reference to it."""
+        with self._cond:
+            queue.jobs.clear()
+            if queue.in_rotation:
+                self._rotation.remove(queue)
+                queue.in_rotation = False
+
     def _grow(self, missing: int) -> None:
         limit = self._sysctl.get_int("vfs.aio.max_aio_procs")
         target = self._sysctl.get_int("vfs.aio.target_aio_procs")

@@ -14,6 +14,7 @@ does not change the running job, exactly like the C interface.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import errno
 import os
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._constants import LIO_NOP
 
-if TYPE_CHECKING:
-    import asyncio
+_running_loop = asyncio._get_running_loop
 
+if TYPE_CHECKING:
     from ._context import AioContext
     from ._lio import LioBatch
     from ._notify import SigEvent
@@ -139,9 +140,12 @@ class Aiocb:
         ctx = self._ctx
         if ctx is None:
             raise einval("the aiocb is not in flight (never submitted, or already reaped)")
-        if self._state is DONE and 0 < ctx._streak < YIELD_EVERY:
+        loop = _running_loop()
+        if self._state is DONE and 0 < ctx._streak < YIELD_EVERY and loop is ctx._loop:
             ctx._streak += 1  # the common case, inline: done at submit, no pause due
             return ctx._reap(self, raising=True)
+        if loop is not ctx._loop:
+            ctx._check_loop(loop)
         if self._state is not DONE:
             yield from ctx._wait_done(self)
         elif ctx._must_yield():

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from . import _backend, _loopdata, _uring
 from ._daemon import DaemonPool
+from ._reaper import REAPER
 from ._tunables import Sysctl, Value
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class Kernel:
         _uring.after_fork_in_child()
         _loopdata.after_fork_in_child()
         self.pool.after_fork_in_child()
+        REAPER.after_fork_in_child()
         for ctx in list(self.contexts):
             ctx._forget_after_fork()
 

@@ -63,6 +63,8 @@ from ._constants import (
 )
 from ._sleepers import Sleepers
 
+_running_loop = asyncio._get_running_loop
+
 _FILTERS = (EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_LIO, EVFILT_USER)
 Key = tuple[int, int]  # (id(ident) for objects, or the int ident; filter)
 
@@ -96,8 +98,8 @@ class KEvent:
 
 
 class _Knote:
-    __slots__ = ("active", "data", "dup", "enabled", "fflags", "filter", "flags", "gen",
-                 "ident", "key", "udata", "watching")
+    __slots__ = ("active", "data", "delivered", "dup", "enabled", "fflags", "filter", "final",
+                 "flags", "gen", "ident", "key", "udata", "watching")
 
     def __init__(self, key: Key, ident: Any, kfilter: int, flags: int, udata: object) -> None:
         self.key = key
@@ -112,6 +114,8 @@ class _Knote:
         self.watching = False  # registered in the queue's epoll
         self.dup = -1  # our dup of the fd, while watching
         self.gen = 0  # EVFILT_AIO: the reap count of the cb when its job finished
+        self.delivered = False  # reported at least once
+        self.final = False  # EVFILT_AIO: freed by a rundown, still owed one report
 
 
 def _key(ident: Any, kfilter: int) -> Key:
@@ -119,7 +123,13 @@ def _key(ident: Any, kfilter: int) -> Key:
 
 
 class Kqueue:
-    """A kernel event queue on asyncio futures (one loop)."""
+    """A kernel event queue on asyncio futures.
+
+    Events come from jobs of any loop or thread; the queue is waited on
+    (control(), async iteration) from one loop at a time, its home loop.
+    An event posted from elsewhere is handed to the home loop's thread with
+    call_soon_threadsafe, so the queue's state is only ever changed there.
+    """
 
     def __init__(self) -> None:
         self._knotes: dict[Key, _Knote] = {}  # {(ident key, filter): knote}
@@ -157,7 +167,40 @@ class Kqueue:
 
     def _post(self, ident: object, kfilter: int, flags: int, data: int, udata: object,
               gen: int = 0) -> None:
-        """A job or batch finished: attach its knote, already triggered."""
+        """A job or batch finished: attach its knote, already triggered (any thread)."""
+        home = self._loop
+        if home is not None and _running_loop() is not home:
+            self._hop(home, self._post_here, ident, kfilter, flags, data, udata, gen)
+            return
+        self._post_here(ident, kfilter, flags, data, udata, gen)
+
+    def _keep_once(self, cb: object, gen: int) -> None:
+        """A rundown freed this finished job: an event of it not yet collected is
+        still reported, once (any thread; ordered after the job's own post)."""
+        home = self._loop
+        if home is not None and _running_loop() is not home:
+            self._hop(home, self._keep_once_here, cb, gen)
+            return
+        self._keep_once_here(cb, gen)
+
+    def _hop(self, home: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+        try:
+            home.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the home loop is closed: nobody waits there any more
+            if self._loop is home:
+                self._loop = None
+            fn(*args)
+
+    def _keep_once_here(self, cb: object, gen: int) -> None:
+        knote = self._knotes.get(_key(cb, EVFILT_AIO))
+        if knote is not None and knote.gen == gen:
+            knote.final = True
+        for i, (event, event_gen) in enumerate(self._oneshots):
+            if event.ident is cb and event_gen == gen:
+                self._oneshots[i] = (event, -1)
+
+    def _post_here(self, ident: object, kfilter: int, flags: int, data: int, udata: object,
+                   gen: int) -> None:
         if self._closed:
             return  # the job still completed; its event has nowhere to go
         if flags & EV_ONESHOT:
@@ -189,10 +232,10 @@ class Kqueue:
             raise OSError(errno.EINVAL, "max_events must be an int >= 0")
         if timeout is not None and not timeout >= 0:
             raise OSError(errno.EINVAL, "negative timeout")
+        loop = self._home()
         events = self._apply(changelist or (), max_events)
         if events or max_events == 0:
             return events + self._collect(max_events - len(events))
-        loop = self._loop_now()
         deadline = None if timeout is None else loop.time() + timeout
         while not self._closed:
             events = self._collect(max_events)  # stale knotes may yield nothing
@@ -214,6 +257,24 @@ class Kqueue:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def _home(self) -> asyncio.AbstractEventLoop:
+        """The running loop, made the queue's home (RuntimeError while another waits)."""
+        running = asyncio.get_running_loop()
+        home = self._loop
+        if home is running:
+            return running
+        if home is not None and not home.is_closed():
+            if self._waiters:
+                raise RuntimeError("this Kqueue is being waited on from another event loop; "
+                                   "wait on it from one loop at a time")
+            if self._epoll is not None:
+                raise RuntimeError("this Kqueue watches descriptors through another event "
+                                   "loop; use it from that loop")
+        if self._epoll is not None:  # its old loop is closed: watch from the new one
+            running.add_reader(self._epoll.fileno(), self._fds_ready)
+        self._loop = running
+        return running
 
     def _check_open(self) -> None:
         if self._closed:
@@ -335,9 +396,13 @@ class Kqueue:
 
     def _deliver(self, knote: _Knote, again: list[_Knote]) -> KEvent | None:
         if knote.filter == EVFILT_AIO and knote.ident._gen != knote.gen:
-            self._delete(knote)  # the job was reaped: its knote went with it
-            return None
+            # the job was reaped: its knote went with it, unless a rundown freed
+            # the job before its event was ever reported (then it is, once)
+            owed = knote.final and not knote.delivered
+            self._delete(knote)
+            return self._event(knote) if owed else None
         event = self._event(knote)
+        knote.delivered = True
         if knote.flags & EV_ONESHOT or knote.filter == EVFILT_LIO:
             self._delete(knote)
         elif knote.flags & EV_DISPATCH:

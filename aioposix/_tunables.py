@@ -22,6 +22,7 @@ class Tunable:
     reason: str
     minimum: float = 0
     choices: tuple[str, ...] = ()
+    maximum: float = float("inf")
 
 
 TUNABLES: tuple[Tunable, ...] = (
@@ -40,7 +41,8 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("vfs.aio.aiod_lifetime", 30.0, "seconds",
             "an idle worker exits after this while more than target_aio_procs exist", 0.001),
     Tunable("vfs.aio.aiod_timeout", 10.0, "seconds",
-            "how long a rundown waits for running jobs before abandoning them", 0.0),
+            "how long a rundown waits for running jobs before abandoning them "
+            "(at most an hour: a rundown never waits forever)", 0.0, maximum=3600.0),
     Tunable("vfs.aio.inline", 1, "bool",
             "try page-cache hits inline with RWF_NOWAIT before handing a job on", 0),
     Tunable("vfs.aio.backend", "auto", "name",
@@ -83,6 +85,8 @@ def _checked(tunable: Tunable, value: object) -> Value:
         raise TypeError(f"{tunable.name} takes a whole number")
     if value < tunable.minimum or value != value:
         raise ValueError(f"{tunable.name} must be at least {tunable.minimum}")
+    if value > tunable.maximum:
+        raise ValueError(f"{tunable.name} must be at most {tunable.maximum}")
     return type(tunable.default)(value)
 
 

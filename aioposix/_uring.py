@@ -14,7 +14,9 @@ loop watches.  So this module talks to the three system calls with ctypes
 and reads the rings through mmap:
 
 - one ring per event loop (the loop thread is the only submitter), made on
-  first use and closed when the loop's last context closes;
+  first use and closed when the loop's last context closes, or, if the loop
+  goes away first, by the process-wide reaper (``_reaper``) once the kernel
+  has completed every request on it;
 - SQEs written during one loop iteration are submitted together by one
   ``io_uring_enter`` at the end of the iteration (``call_soon``); an lio
   batch flushes at once, so a batch is always one call;
@@ -22,8 +24,13 @@ and reads the rings through mmap:
   IORING_REGISTER_EVENTFD, watched with ``loop.add_reader``: one wake-up
   drains every ready CQE;
 - each in-flight request keeps its job, iovec array and ctypes views of the
-  buffers alive until its CQE arrives, so a cancelled awaiting task or a
-  closed context never frees memory the kernel still writes into.
+  buffers alive until its CQE is reaped, and the ring itself is held by the
+  reaper while it is open, so neither a cancelled task, a closed context nor
+  a loop that went away frees memory the kernel still writes into;
+- at most as many requests are in flight as the CQ holds; should the CQ
+  overflow all the same, the overflow flag is checked after every reap and
+  submit and the kernel is asked to move the overflowed CQEs in (see
+  ``Ring._overflowed``).
 
 Ring memory is shared with the kernel: the CQ head is ours to advance, the
 SQ tail ours to publish.  The kernel reads the tail with an acquire load and
@@ -40,12 +47,14 @@ import errno
 import mmap
 import os
 import struct
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _faults, _loopdata
 from ._constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC
 from ._io import remaining
+from ._reaper import REAPER
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,6 +65,8 @@ _NR_SETUP, _NR_ENTER, _NR_REGISTER = 425, 426, 427  # the same on x86-64 and arm
 _OFF_SQ_RING, _OFF_CQ_RING, _OFF_SQES = 0, 0x8000000, 0x10000000
 _FEAT_SINGLE_MMAP = 1
 _ENTER_GETEVENTS = 1
+_SETUP_CQSIZE = 1 << 3
+_SQ_CQ_OVERFLOW = 1 << 1  # sq_ring->flags: CQEs wait in the kernel's overflow list
 _REGISTER_EVENTFD = 4
 _OP_READV, _OP_WRITEV, _OP_FSYNC, _OP_READ, _OP_WRITE = 1, 2, 3, 22, 23
 _FSYNC_DATASYNC = 1
@@ -120,11 +131,21 @@ def _address(view: Any, writable: bool) -> tuple[int, int, Any]:
 
 
 class Ring:
-    """One io_uring instance, owned by one loop."""
+    """One io_uring instance, used from one loop's thread.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, entries: int = 256) -> None:
-        self._loop = loop
+    It stays open (held by the reaper, see ``_reaper``) until it is closed
+    with nothing left in flight: whatever happens to its loop or its
+    contexts, the buffers and fds of a submitted request live until its CQE
+    has been reaped.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, entries: int = 256,
+                 cq_entries: int = 0, max_inflight: int = 0) -> None:
+        self._loop_ref = weakref.ref(loop)
         params = _Params()
+        if cq_entries:
+            params.flags = _SETUP_CQSIZE
+            params.cq_entries = cq_entries
         self.fd = _check(_syscall(_NR_SETUP, entries, ctypes.byref(params)))
         try:
             self._map(params)
@@ -134,20 +155,27 @@ class Ring:
         except BaseException:
             self._unmap()
             os.close(self.fd)
+            if getattr(self, "efd", -1) >= 0:
+                os.close(self.efd)
             raise
         # {user_data: (cb, on_done, keepalive)}
         self._inflight: dict[int, tuple[Aiocb, Callable[[Aiocb, int, int], None], Any]] = {}
         self._next_id = 1
         self._unsubmitted: list[int] = []  # user_data of SQEs written, not yet entered
         self._backlog: list[tuple[Aiocb, Callable[[Aiocb, int, int], None]]] = []
-        self._capacity = 2 * entries  # CQ size: never more requests in flight than that
+        # never more requests in flight than the CQ holds (a test may ask for more,
+        # to make the CQ overflow on purpose)
+        self._capacity = max_inflight or params.cq_entries
         self._flush_scheduled = False
         self._closed = False
+        self._orphaned = False  # the loop is gone: completions go to _ring_lost
         self.users = 0  # contexts holding this ring
         loop.add_reader(self.efd, self._reap)
+        REAPER.watch(self, strong=True)
 
     def _map(self, p: _Params) -> None:
         self.sq_entries = p.sq_entries
+        self.cq_entries = p.cq_entries
         sq_size = p.sq_off.array + p.sq_entries * 4
         cq_size = p.cq_off.cqes + p.cq_entries * _CQE.size
         single = bool(p.features & _FEAT_SINGLE_MMAP)
@@ -161,6 +189,7 @@ class Ring:
         self._sqes = mmap.mmap(self.fd, p.sq_entries * _SQE.size, flags, prot,
                                offset=_OFF_SQES)
         self._sq_head, self._sq_tail = p.sq_off.head, p.sq_off.tail
+        self._sq_flags = p.sq_off.flags
         self._sq_mask = _U32.unpack_from(self._sq, p.sq_off.ring_mask)[0]
         self._sq_array = p.sq_off.array
         self._cq_head, self._cq_tail = p.cq_off.head, p.cq_off.tail
@@ -174,6 +203,15 @@ class Ring:
             area = getattr(self, name, None)
             if area is not None and not area.closed:
                 area.close()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop_ref()
+
+    @property
+    def inflight(self) -> int:
+        """Requests the kernel holds (or will hold once entered)."""
+        return len(self._inflight)
 
     def space(self) -> int:
         """Free SQ slots; the kernel's head is read only when our cached view is full."""
@@ -190,8 +228,10 @@ class Ring:
         if len(self._inflight) >= self._capacity:
             self._backlog.append((cb, on_done))  # the CQ could overflow: wait for room
             return
+        loop = self._loop_ref()
+        assert loop is not None
         if _faults.ARMED and (code := _faults.take("io_uring")):
-            self._loop.call_soon(on_done, cb, -1, code)  # as its CQE would, later
+            loop.call_soon(on_done, cb, -1, code)  # as its CQE would, later
             return
         if self.space() == 0:
             self.flush()
@@ -213,7 +253,7 @@ class Ring:
         self._unsubmitted.append(user_data)
         if not batch and not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+            loop.call_soon(self.flush)
 
     def _prepare(self, cb: Aiocb) -> tuple[int, int, int, int, Any]:
         op = cb._op
@@ -248,6 +288,8 @@ class Ring:
                 continue
             self._refused(ids[-count:], code)
             return
+        if self._overflowed():
+            self._reap()
 
     def _refused(self, ids: list[int], code: int) -> None:
         """The kernel would not take the last SQEs: unpublish them, fail their jobs."""
@@ -255,12 +297,23 @@ class Ring:
         _U32.pack_into(self._sq, self._sq_tail, self._tail)
         for user_data in ids:
             cb, on_done, _ = self._inflight.pop(user_data)
-            on_done(cb, -1, code)
+            self._finish(cb, on_done, -1, code)
 
     def _wait_for_sq(self) -> None:
         """Every SQ slot is taken by SQEs the kernel has not consumed: let it run."""
         _syscall(_NR_ENTER, self.fd, 0, 1, _ENTER_GETEVENTS, None, 0)
         self._reap()
+
+    def _overflowed(self) -> bool:
+        """The kernel holds CQEs that did not fit in the CQ (IORING_SQ_CQ_OVERFLOW).
+
+        Once one CQE has overflowed, the kernel sends every later one to its
+        overflow list too (to keep completion order), and moves them into the
+        CQ only when asked to with IORING_ENTER_GETEVENTS: until then no
+        completion reaches us and nothing wakes the loop.  So the flag is read
+        after every reap and every submit.
+        """
+        return bool(_U32.unpack_from(self._sq, self._sq_flags)[0] & _SQ_CQ_OVERFLOW)
 
     def _reap(self) -> None:
         """Drain every ready CQE (the eventfd said some are there)."""
@@ -268,6 +321,20 @@ class Ring:
             os.eventfd_read(self.efd)
         except BlockingIOError:
             pass
+        while True:
+            done = self._drain_cq()
+            for user_data, res in done:
+                entry = self._inflight.pop(user_data, None)
+                if entry is not None:
+                    cb, on_done, _ = entry
+                    self._finish(cb, on_done, res if res >= 0 else -1, -res if res < 0 else 0)
+            if not self._overflowed():
+                break
+            # move the overflowed CQEs into the CQ (min_complete 0: never waits)
+            _syscall(_NR_ENTER, self.fd, 0, 0, _ENTER_GETEVENTS, None, 0)
+        self._resubmit_backlog()
+
+    def _drain_cq(self) -> list[tuple[int, int]]:
         cq = self._cq
         head = _U32.unpack_from(cq, self._cq_head)[0]
         tail = _U32.unpack_from(cq, self._cq_tail)[0]
@@ -277,16 +344,29 @@ class Ring:
             done.append((user_data, res))
             head = (head + 1) & 0xFFFFFFFF
         _U32.pack_into(cq, self._cq_head, head)
-        for user_data, res in done:
-            entry = self._inflight.pop(user_data, None)
-            if entry is not None:
-                cb, on_done, _ = entry
-                on_done(cb, res if res >= 0 else -1, -res if res < 0 else 0)
+        return done
+
+    def _resubmit_backlog(self) -> None:
         while self._backlog and len(self._inflight) < self._capacity:
-            self.submit(*self._backlog.pop(0))
+            cb, on_done = self._backlog.pop(0)
+            if self._orphaned:
+                self._finish(cb, on_done, -1, errno.ECANCELED)  # it never reached the kernel
+            else:
+                self.submit(cb, on_done)
+
+    def _finish(self, cb: Aiocb, on_done: Callable[[Aiocb, int, int], None],
+                status: int, err: int) -> None:
+        if not self._orphaned:
+            on_done(cb, status, err)
+            return
+        owner = cb._ctx  # no loop to call back into: the context's loop-less path
+        if owner is not None:
+            owner._ring_lost(cb, status, err)
 
     def wait_all(self) -> None:
         """Block until the kernel has finished every request (used at close)."""
+        if self._orphaned:
+            self._resubmit_backlog()
         while self._inflight or self._backlog:
             if self._unsubmitted:
                 self.flush()
@@ -294,17 +374,31 @@ class Ring:
             self._reap()
 
     def close(self) -> None:
+        """Wait for what is in flight, then tear the ring down."""
         if self._closed:
             return
+        loop = self._loop_ref()
+        if loop is None or loop.is_closed():
+            self._orphaned = True
         self.wait_all()
         self._closed = True
-        try:
-            self._loop.remove_reader(self.efd)
-        except RuntimeError:
-            pass  # the loop is already closed
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.efd)
         os.close(self.efd)
         self._unmap()
         os.close(self.fd)
+        REAPER.unwatch(self)
+
+    # -- as watched by the reaper ------------------------------------------------
+
+    def loop_gone(self) -> bool:
+        loop = self._loop_ref()
+        return loop is None or loop.is_closed()
+
+    def run_down_without_loop(self) -> bool:
+        """The loop went away with the ring open: finish every request, then close."""
+        self.close()
+        return True
 
     def __repr__(self) -> str:
         return f"<Ring fd={self.fd} inflight={len(self._inflight)}>"
@@ -356,8 +450,9 @@ def release(ring: Ring) -> None:
     """A context is done with the ring; the last one closes it."""
     ring.users -= 1
     if ring.users == 0:
-        if _loopdata.get(ring._loop, "ring") is ring:
-            _loopdata.drop(ring._loop, "ring")
+        loop = ring.loop
+        if loop is not None and _loopdata.get(loop, "ring") is ring:
+            _loopdata.drop(loop, "ring")
         ring.close()
 
 

@@ -37,7 +37,7 @@ def fd_flags(fd: object) -> int:
         raise error(errno.EBADF, f"{fd!r} is not an open file descriptor")
     try:
         flags: int = fcntl.fcntl(fd, _F_GETFL)
-    except OSError:
+    except (OSError, OverflowError):  # (a number past any fd the OS can have)
         raise error(errno.EBADF, f"fd {fd} is not open") from None
     if flags & _O_PATH:
         raise error(errno.EBADF, f"fd {fd} is an O_PATH descriptor")
@@ -105,7 +105,7 @@ def buffer_target(cb: Aiocb, writable: bool) -> tuple[list[Any], int]:
     if buf is None and writable:
         size = cb.nbytes
         ok = isinstance(size, int) and not isinstance(size, bool) and size > 0
-        buf = cb.buf = bytearray(size if ok and size is not None else 0)
+        buf = cb.buf = allocate(size if ok and size is not None else 0)
     kind = type(buf)
     if kind is bytearray or (kind is bytes and not writable):
         nbytes = _count(cb, len(buf))
@@ -114,6 +114,16 @@ def buffer_target(cb: Aiocb, writable: bool) -> tuple[list[Any], int]:
     view = _view(buf, writable)
     nbytes = _count(cb, view.nbytes)
     return [view if nbytes == view.nbytes else view[:nbytes]], nbytes
+
+
+def allocate(size: int) -> bytearray:
+    """A zeroed buffer of ``size`` bytes; EINVAL/ENOMEM rather than a bare error."""
+    if size < 0 or size > MAX_OFFSET:
+        raise error(errno.EINVAL, f"cannot read {size} bytes")
+    try:
+        return bytearray(size)
+    except (MemoryError, OverflowError):
+        raise error(errno.ENOMEM, f"cannot allocate a {size}-byte buffer") from None
 
 
 def iov_target(cb: Aiocb, writable: bool) -> tuple[list[Any], int]:
