@@ -6,6 +6,12 @@ re-exported here.
 
 from __future__ import annotations
 
+# The aiofiles-shaped submodules, importable as attributes (``aioposix.os.stat``)
+# but kept out of ``__all__``: a star import must not shadow the stdlib's os.
+from . import os as os
+from . import tempfile as tempfile
+from . import threadpool as threadpool
+from ._binfile import AsyncBinaryFile as AsyncBinaryFile
 from ._calls import aio_cancel as aio_cancel
 from ._calls import aio_error as aio_error
 from ._calls import aio_fsync as aio_fsync
@@ -59,31 +65,92 @@ from ._constants import SIGEV_THREAD as SIGEV_THREAD
 from ._context import AioContext as AioContext
 from ._context import ContextStatistics as ContextStatistics
 from ._context import current_context as current_context
-from ._file import AsyncBinaryFile as AsyncBinaryFile
-from ._file import AsyncFile as AsyncFile
-from ._file import AsyncTextFile as AsyncTextFile
 from ._file import open as open
+from ._filebase import AsyncFile as AsyncFile
 from ._job import Aiocb as Aiocb
 from ._job import JobState as JobState
 from ._kernel import sysctl as sysctl
 from ._kqueue import KEvent as KEvent
 from ._kqueue import Kqueue as Kqueue
 from ._notify import SigEvent as SigEvent
+from ._stdio import stderr as stderr
+from ._stdio import stderr_bytes as stderr_bytes
+from ._stdio import stdin as stdin
+from ._stdio import stdin_bytes as stdin_bytes
+from ._stdio import stdout as stdout
+from ._stdio import stdout_bytes as stdout_bytes
+from ._textfile import AsyncTextFile as AsyncTextFile
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AIO_ALLDONE", "AIO_CANCELED", "AIO_LISTIO_MAX", "AIO_NOTCANCELED",
-    "EVFILT_AIO", "EVFILT_LIO", "EVFILT_READ", "EVFILT_USER", "EVFILT_WRITE",
-    "EV_ADD", "EV_CLEAR", "EV_DELETE", "EV_DISABLE", "EV_DISPATCH", "EV_ENABLE", "EV_EOF",
-    "EV_ERROR", "EV_ONESHOT", "EV_RECEIPT",
-    "LIO_DSYNC", "LIO_NOP", "LIO_NOWAIT", "LIO_READ", "LIO_READV", "LIO_SYNC", "LIO_WAIT",
-    "LIO_WRITE", "LIO_WRITEV",
-    "NOTE_FFAND", "NOTE_FFCOPY", "NOTE_FFNOP", "NOTE_FFOR", "NOTE_TRIGGER",
-    "SIGEV_KEVENT", "SIGEV_NONE", "SIGEV_SIGNAL", "SIGEV_THREAD",
-    "AioContext", "Aiocb", "AsyncBinaryFile", "AsyncFile", "AsyncTextFile", "ContextStatistics",
-    "JobState", "KEvent", "Kqueue", "SigEvent",
-    "aio_cancel", "aio_error", "aio_fsync", "aio_read", "aio_readv", "aio_return",
-    "aio_suspend", "aio_waitcomplete", "aio_write", "aio_writev", "current_context",
-    "lio_listio", "open", "pread", "pwrite", "sysctl",
+    "AIO_ALLDONE",
+    "AIO_CANCELED",
+    "AIO_LISTIO_MAX",
+    "AIO_NOTCANCELED",
+    "EVFILT_AIO",
+    "EVFILT_LIO",
+    "EVFILT_READ",
+    "EVFILT_USER",
+    "EVFILT_WRITE",
+    "EV_ADD",
+    "EV_CLEAR",
+    "EV_DELETE",
+    "EV_DISABLE",
+    "EV_DISPATCH",
+    "EV_ENABLE",
+    "EV_EOF",
+    "EV_ERROR",
+    "EV_ONESHOT",
+    "EV_RECEIPT",
+    "LIO_DSYNC",
+    "LIO_NOP",
+    "LIO_NOWAIT",
+    "LIO_READ",
+    "LIO_READV",
+    "LIO_SYNC",
+    "LIO_WAIT",
+    "LIO_WRITE",
+    "LIO_WRITEV",
+    "NOTE_FFAND",
+    "NOTE_FFCOPY",
+    "NOTE_FFNOP",
+    "NOTE_FFOR",
+    "NOTE_TRIGGER",
+    "SIGEV_KEVENT",
+    "SIGEV_NONE",
+    "SIGEV_SIGNAL",
+    "SIGEV_THREAD",
+    "AioContext",
+    "Aiocb",
+    "AsyncBinaryFile",
+    "AsyncFile",
+    "AsyncTextFile",
+    "ContextStatistics",
+    "JobState",
+    "KEvent",
+    "Kqueue",
+    "SigEvent",
+    "aio_cancel",
+    "aio_error",
+    "aio_fsync",
+    "aio_read",
+    "aio_readv",
+    "aio_return",
+    "aio_suspend",
+    "aio_waitcomplete",
+    "aio_write",
+    "aio_writev",
+    "current_context",
+    "lio_listio",
+    "open",
+    "pread",
+    "pwrite",
+    "stderr",
+    "stderr_bytes",
+    "stdin",
+    "stdin_bytes",
+    "stdout",
+    "stdout_bytes",
+    "sysctl",
 ]

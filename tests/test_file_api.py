@@ -72,7 +72,7 @@ def put(aio: Env, data: bytes, name: str = "f.bin") -> Path:
 
 async def test_open_awaited_and_as_async_context_manager(aio: Env) -> None:
     path = put(aio, b"abc")
-    f = await aopen(path)
+    f = await aopen(path, "rb")
     try:
         assert isinstance(f, AsyncBinaryFile) and isinstance(f, AsyncFile)
         assert (f.name, f.mode, f.closed, f.readable()) == (str(path), "rb", False, True)
@@ -85,6 +85,33 @@ async def test_open_awaited_and_as_async_context_manager(aio: Env) -> None:
         assert isinstance(t, AsyncTextFile)
         assert await t.read() == "abc"
     assert t.closed
+
+
+async def test_default_mode_is_text_read_like_builtin_open(aio: Env) -> None:
+    path = put(aio, b"line\n")
+    with builtins.open(path) as ref:
+        expected = (ref.mode, ref.read())
+    async with aopen(path) as f:
+        assert isinstance(f, AsyncTextFile)
+        assert (f.mode, await f.read()) == expected
+        assert await f.readable() is True  # a coroutine in text mode, as in aiofiles
+
+
+async def test_awaiting_the_open_twice_gives_the_same_file(aio: Env) -> None:
+    path = put(aio, b"abc")
+    opening = aopen(path, "rb")
+    f = await opening
+    try:
+        assert await opening is f
+    finally:
+        await f.close()
+
+
+async def test_loop_and_executor_are_accepted_and_unused(aio: Env) -> None:
+    path = put(aio, b"abc")
+    loop = asyncio.get_running_loop()
+    async with aopen(path, "rb", loop=loop, executor=object()) as f:
+        assert await f.read() == b"abc"
 
 
 @pytest.mark.parametrize(("mode", "fd_mode"), [
@@ -129,10 +156,27 @@ async def test_x_mode_on_existing_file_raises_file_exists(aio: Env) -> None:
 
 
 async def test_missing_file_and_directory_raise_like_io(aio: Env) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError) as missing:
         await aopen(aio.tmp / "missing")
+    with pytest.raises(FileNotFoundError) as reference:
+        builtins.open(aio.tmp / "missing")
+    assert str(missing.value) == str(reference.value)
     with pytest.raises(IsADirectoryError):
         await aopen(aio.tmp)
+
+
+@pytest.mark.parametrize("closefd", [False, True])
+async def test_descriptor_of_a_directory_raises_like_io(aio: Env, closefd: bool) -> None:
+    fd = os.open(aio.tmp, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(IsADirectoryError) as reference:
+            builtins.open(fd, "rb", closefd=closefd)
+        with pytest.raises(IsADirectoryError) as got:
+            await aopen(fd, "rb", closefd=closefd)
+        assert (got.value.errno, str(got.value)) == (errno.EISDIR, str(reference.value))
+        assert os.fstat(fd).st_ino == aio.tmp.stat().st_ino  # left open, as io leaves it
+    finally:
+        os.close(fd)
 
 
 async def test_w_mode_truncates(aio: Env) -> None:
@@ -186,7 +230,7 @@ async def test_jobs_go_to_the_context_argument(aio: Env) -> None:
 
 async def test_read_sizes_and_eof(aio: Env) -> None:
     path = put(aio, b"hello world")
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         assert await f.read(0) == b""
         assert await f.read(5) == b"hello"
         assert await f.read(100) == b" world"
@@ -197,12 +241,12 @@ async def test_read_sizes_and_eof(aio: Env) -> None:
 async def test_read_across_many_chunks(aio: Env) -> None:
     data = rand(3 * CHUNK + 123)
     path = put(aio, data)
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         assert await f.read(10) == data[:10]
         assert await f.read(2 * CHUNK) == data[10:10 + 2 * CHUNK]
         assert await f.read() == data[10 + 2 * CHUNK:]
         assert await f.tell() == len(data)
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         assert await f.read() == data
 
 
@@ -210,7 +254,7 @@ async def test_read1_returns_at_most_one_job(aio: Env) -> None:
     data = rand(CHUNK + 500)
     path = put(aio, data)
     ctx = CountingContext()  # async with gives the AioContext type
-    async with ctx, aopen(path, context=ctx) as f:
+    async with ctx, aopen(path, "rb", context=ctx) as f:
         first = await f.read1(10)
         assert first == data[:10]
         reads = ctx.calls["aio_read"]
@@ -223,7 +267,7 @@ async def test_read1_returns_at_most_one_job(aio: Env) -> None:
 async def test_readinto_small_and_large_buffers(aio: Env) -> None:
     data = rand(2 * CHUNK + 7)
     path = put(aio, data)
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         small = bytearray(5)
         assert await f.readinto(small) == 5 and small == data[:5]
         big = bytearray(CHUNK + 100)
@@ -238,7 +282,7 @@ async def test_readinto_small_and_large_buffers(aio: Env) -> None:
 
 async def test_readline_and_size_limit(aio: Env) -> None:
     path = put(aio, b"one\ntwo two\n\nlast")
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         assert await f.readline() == b"one\n"
         assert await f.readline(3) == b"two"
         assert await f.readline() == b" two\n"
@@ -250,7 +294,7 @@ async def test_readline_and_size_limit(aio: Env) -> None:
 async def test_readline_longer_than_a_chunk(aio: Env) -> None:
     line = b"x" * (CHUNK * 2 + 3) + b"\n"
     path = put(aio, line + b"tail")
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         assert await f.readline() == line
         assert await f.readline() == b"tail"
 
@@ -367,7 +411,7 @@ async def test_seek_tell_every_whence(aio: Env) -> None:
 
 async def test_seek_data_and_hole(aio: Env) -> None:
     path = put(aio, b"data")
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         assert await f.seek(0, os.SEEK_DATA) == 0
         assert await f.seek(0, os.SEEK_HOLE) == 4
         assert await f.read() == b""
@@ -376,7 +420,7 @@ async def test_seek_data_and_hole(aio: Env) -> None:
 async def test_seek_back_inside_read_ahead(aio: Env) -> None:
     data = rand(1000)
     path = put(aio, data)
-    async with aopen(path) as f:
+    async with aopen(path, "rb") as f:
         await f.read(600)
         assert await f.seek(100) == 100
         assert await f.read(50) == data[100:150]
@@ -697,7 +741,7 @@ async def test_files_opened_by_concurrent_tasks_are_independent(aio: Env) -> Non
     path = put(aio, b"x" * 100)
 
     async def reader(start: int) -> bytes:
-        async with aopen(path) as f:
+        async with aopen(path, "rb") as f:
             await f.seek(start)
             return await f.read(10)
 
