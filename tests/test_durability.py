@@ -23,8 +23,9 @@ write submitted before it (none still in flight, none lost in our queues),
 and that no write is left half done or lands at the wrong offset; it does not
 show that the device kept the data across a power cut.
 
-The random delays and the child's seeds come from one seed, printed by each
-test; set AIOPOSIX_TEST_SEED to replay a run.
+The random delays and the child's seeds (which blocks each generation
+writes) come from one seed, printed by each test; set AIOPOSIX_TEST_SEED to
+run them again (how far a child gets in a given delay still varies).
 """
 
 from __future__ import annotations
