@@ -347,6 +347,26 @@ def sample(window: Window, beats: Beats | None, value: float | None = None,
     return out
 
 
+async def timed_with_heartbeat(body: Callable[[], Coroutine[Any, Any, int]]
+                               ) -> tuple[Window, Beats]:
+    """Run ``body`` (which returns its op count) with the heartbeat beside it:
+    the whole run is the measured window."""
+    window = Window(0, 1e9)
+    beats = Beats()
+    beat = asyncio.create_task(heartbeat(window, beats))
+    await asyncio.sleep(0)
+    window.tick()
+    try:
+        window.ops += await body()
+        window.t_stop = 0.0
+        window.tick()
+        await asyncio.wait_for(beat, 5)
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+    return window, beats
+
+
 def sync_window(warmup: float, seconds: float, step: Callable[[int], None],
                 n: int) -> Window:
     """Call ``step(k)`` for k cycling over range(n) through a window, no event loop."""
@@ -553,6 +573,8 @@ class Workload:
                 parts.append(f"{op} {value:g}x {self.limit}")
             elif key == "hb_p99_ms":
                 parts.append(f"heartbeat p99 {op} {value:g} ms")
+            elif key == "median":
+                parts.append(f"{op} {value:g} {self.unit}")
             else:
                 parts.append(f"{key} {op} {value:g}")
         return ", ".join(parts)

@@ -1,41 +1,36 @@
 """What a Kqueue costs per job: completions harvested in batches vs ``await cb``.
 
-Workload: ``--jobs`` (20,000) cached 4 KiB reads at random block offsets of a
+Workload: ``--jobs`` cached 4 KiB reads at random block offsets of a 16 MiB
 file that is written and read once beforehand, so every read is a page-cache
-hit.  ``--depth`` (64) jobs are kept in flight, the same on both paths:
+hit.  ``--depth`` (64) jobs are kept in flight, the same on every path:
 
-* ``await``: one coroutine keeps a FIFO window of in-flight control blocks;
-  it awaits the oldest (``await cb`` waits, reaps and returns the count) and
-  resubmits that cb at the next offset;
+* ``await, natural``: one coroutine keeps a FIFO window of in-flight jobs, a
+  new Aiocb per job submitted with ``aioposix.aio_read`` (the loop's default
+  context); it awaits the oldest and submits the next;
+* ``await, tuned``: the same with the window's Aiocbs reused on an explicit
+  AioContext (the reference);
+* ``await + SIGEV_NONE``: the tuned path with a ``SigEvent(SIGEV_NONE)`` on
+  every cb (it notifies nothing: what carrying a sigevent costs at submit);
 * ``kqueue``: every cb carries ``SigEvent(SIGEV_KEVENT, kqueue=kq,
-  kevent_flags=...)``; one coroutine harvests with
-  ``await kq.control(None, --batch)``, calls ``aio_return`` on each event's
-  ident and resubmits that cb.
+  kevent_flags=EV_ONESHOT)``; one coroutine harvests with
+  ``await kq.control(None, --batch)``, reaps each event's cb with
+  ``aio_return`` and resubmits it;
+* ``os.pread loop``: the same reads, synchronous, no event loop (the limit).
 
-Both run on the default asyncio loop and on uvloop, ``--repeat`` times each;
-the best run is reported as µs per job (wall clock), with the ratio
-kqueue / await (target: <= 1.3).  A diagnostic third column runs the await
-path with a ``SigEvent(SIGEV_NONE)`` on every cb: it notifies nothing, so
-it shows what merely having a sigevent costs at submit.  ``--profile`` prints a cProfile of one
-kqueue run per loop, for diagnosis.
+No peer library has a kqueue-like completion queue, so there is no peer row.
+Every block read on every path is compared in full with the file's pattern.
+Each path runs ``--rounds`` times on each loop, the order of the paths
+reversed every other round; a heartbeat task sleeping 1 ms records its
+lateness.  Reported: µs per job (wall clock).
 
-The kqueue path uses EV_ONESHOT by default: a harvester that reaps every
-event has no use for FreeBSD's level-triggered AIO knote, which stays
-reported until the job is reaped.  ``--kevent-flags none`` runs with level
-knotes instead.
-
-Run: ``python benchmarks/notify.py [--jobs 20000] [--depth 64] [--profile]``.
+Run: ``python benchmarks/notify.py [--jobs 50000] [--depth 64] [--rounds 5]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
 import os
-import pstats
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -43,97 +38,112 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from _common import run_on
+from _common import (
+    Engine,
+    Pattern,
+    Window,
+    Workload,
+    common_args,
+    idle_heartbeat,
+    loops_available,
+    machine,
+    machine_line,
+    read_all,
+    report,
+    run_on,
+    run_rounds,
+    sample,
+    select,
+    timed_with_heartbeat,
+    wrong,
+)
 
 import aioposix
-from aioposix import (
-    EV_CLEAR,
-    EV_ONESHOT,
-    SIGEV_KEVENT,
-    SIGEV_NONE,
-    Aiocb,
-    AioContext,
-    Kqueue,
-    SigEvent,
-)
+from aioposix import EV_CLEAR, EV_ONESHOT, SIGEV_KEVENT, SIGEV_NONE, Aiocb, AioContext, SigEvent
 
 BLOCK = 4096
 FILE_BLOCKS = 4096  # a 16 MiB file
-TARGET_RATIO = 1.3
 KEVENT_FLAGS = {"oneshot": EV_ONESHOT, "clear": EV_CLEAR, "none": 0}
-
-Path = Callable[[AioContext, int, list[int], argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-def make_file(directory: str) -> tuple[int, bytes]:
-    """A file of FILE_BLOCKS random blocks, written and read back (cached)."""
-    data = random.Random(1).randbytes(FILE_BLOCKS * BLOCK)
-    path = os.path.join(directory, "notify.bin")
-    with open(path, "wb") as f:
-        f.write(data)
-    fd = os.open(path, os.O_RDONLY)
-    done = 0
-    while done < len(data):
-        done += len(os.pread(fd, 1 << 20, done))
-    return fd, data
+NATURAL, TUNED, SEV, KQ, LIMIT = ("await, natural", "await, tuned", "await + SIGEV_NONE",
+                                  "kqueue", "os.pread loop")
+Job = tuple[int, bytes, bytes]  # (offset, head, tail)
 
 
-async def await_path(ctx: AioContext, fd: int, offsets: list[int],
-                     args: argparse.Namespace, sigevent: SigEvent | None = None) -> int:
-    """Keep ``depth`` in flight; await the oldest, resubmit it."""
-    read = ctx.aio_read
-    window: deque[Aiocb] = deque()
-    it = iter(offsets)
-    for off in it:
+class Plan:
+    def __init__(self, fd: int, args: argparse.Namespace) -> None:
+        self.fd, self.args = fd, args
+        pattern = Pattern(FILE_BLOCKS, BLOCK)
+        rng = random.Random(2)
+        self.jobs: list[Job] = []
+        for _ in range(args.jobs):
+            i = rng.randrange(FILE_BLOCKS)
+            self.jobs.append((i * BLOCK, *pattern.expect(i)))
+
+
+def check(cb: Aiocb, n: int, head: bytes, tail: bytes, name: str) -> None:
+    buf = cb.buf
+    if n != BLOCK or not (buf.startswith(head) and buf.endswith(tail)):
+        raise wrong(name, cb.offset)
+
+
+async def await_path(plan: Plan, ctx: AioContext | None, sigevent: SigEvent | None,
+                     name: str) -> int:
+    """Keep ``depth`` in flight; await the oldest, submit the next."""
+    fd, depth = plan.fd, plan.args.depth
+    read = ctx.aio_read if ctx else aioposix.aio_read
+    fresh = ctx is None
+    window: deque[tuple[Aiocb, bytes, bytes]] = deque()
+    jobs = iter(plan.jobs)
+    for off, head, tail in jobs:
         cb = Aiocb(fd, bytearray(BLOCK), BLOCK, off, sigevent=sigevent)
         read(cb)
-        window.append(cb)
-        if len(window) == args.depth:
+        window.append((cb, head, tail))
+        if len(window) == depth:
             break
     done = 0
     while window:
-        cb = window.popleft()
-        done += await cb
-        off = next(it, -1)
-        if off >= 0:
-            cb.offset = off
+        cb, head, tail = window.popleft()
+        check(cb, await cb, head, tail, name)
+        done += 1
+        job = next(jobs, None)
+        if job is not None:
+            off, head, tail = job
+            if fresh:
+                cb = Aiocb(fd, cb.buf, BLOCK, off)
+            else:
+                cb.offset = off
             read(cb)
-            window.append(cb)
+            window.append((cb, head, tail))
     return done
 
 
-async def await_sev_path(ctx: AioContext, fd: int, offsets: list[int],
-                         args: argparse.Namespace) -> int:
-    """Diagnostic: the await path with a SIGEV_NONE sigevent set on each cb,
-    which notifies nothing but takes the submit path a sigevent takes."""
-    return await await_path(ctx, fd, offsets, args, SigEvent(SIGEV_NONE))
-
-
-async def kqueue_path(ctx: AioContext, fd: int, offsets: list[int],
-                      args: argparse.Namespace) -> int:
+async def kqueue_path(plan: Plan, ctx: AioContext) -> int:
     """Keep ``depth`` in flight; harvest completions from a Kqueue in batches."""
-    kq = Kqueue()
+    fd, args = plan.fd, plan.args
+    kq = aioposix.Kqueue()
     flags = KEVENT_FLAGS[args.kevent_flags]
     read, reap, control = ctx.aio_read, ctx.aio_return, kq.control
-    it = iter(offsets)
-    in_flight = 0
-    for off in it:
-        cb = Aiocb(fd, bytearray(BLOCK), BLOCK, off)
-        cb.sigevent = SigEvent(SIGEV_KEVENT, kqueue=kq, kevent_flags=flags)
+    expect: dict[Aiocb, tuple[bytes, bytes]] = {}
+    jobs = iter(plan.jobs)
+    for off, head, tail in jobs:
+        cb = Aiocb(fd, bytearray(BLOCK), BLOCK, off,
+                   sigevent=SigEvent(SIGEV_KEVENT, kqueue=kq, kevent_flags=flags))
+        expect[cb] = (head, tail)
         read(cb)
-        in_flight += 1
-        if in_flight == args.depth:
+        if len(expect) == args.depth:
             break
-    done = 0
+    in_flight, done = len(expect), 0
     try:
         while in_flight:
             for ev in await control(None, args.batch):
                 cb = ev.ident
-                done += reap(cb)
+                check(cb, reap(cb), *expect[cb], KQ)
+                done += 1
                 in_flight -= 1
-                off = next(it, -1)
-                if off >= 0:
-                    cb.offset = off
+                job = next(jobs, None)
+                if job is not None:
+                    cb.offset = job[0]
+                    expect[cb] = job[1:]
                     read(cb)
                     in_flight += 1
     finally:
@@ -141,91 +151,94 @@ async def kqueue_path(ctx: AioContext, fd: int, offsets: list[int],
     return done
 
 
-async def check(ctx: AioContext, fd: int, data: bytes, path: Path,
-                args: argparse.Namespace) -> None:
-    """Once per path: the right byte count, and the right bytes in a sample."""
-    offsets = [BLOCK * i for i in range(0, FILE_BLOCKS, FILE_BLOCKS // 64)]
-    total = await path(ctx, fd, offsets, args)
-    if total != BLOCK * len(offsets):
-        raise AssertionError(f"{path.__name__}: read {total} bytes, expected "
-                             f"{BLOCK * len(offsets)}")
-    cb = Aiocb(fd, bytearray(BLOCK), BLOCK, 7 * BLOCK)
-    ctx.aio_read(cb)
-    if await cb != BLOCK or bytes(cb.buf) != data[7 * BLOCK:8 * BLOCK]:
-        raise AssertionError("aio_read returned the wrong bytes")
+async def run_path(plan: Plan, path: str) -> dict[str, Any]:
+    async def body() -> int:
+        if path == NATURAL:
+            return await await_path(plan, None, None, path)
+        async with AioContext(max_queued=max(plan.args.depth, 1)) as ctx:
+            if path == KQ:
+                return await kqueue_path(plan, ctx)
+            sev = SigEvent(SIGEV_NONE) if path == SEV else None
+            return await await_path(plan, ctx, sev, path)
+
+    window, beats = await timed_with_heartbeat(body)
+    if window.end_ops != plan.args.jobs:
+        raise AssertionError(f"{path}: {window.end_ops} jobs done of {plan.args.jobs}")
+    return sample(window, beats, window.elapsed / window.end_ops * 1e6)
 
 
-async def measure(fd: int, data: bytes, args: argparse.Namespace,
-                  profile: bool) -> dict[str, float]:
-    """Best µs per job of each path on the running loop."""
-    rng = random.Random(2)
-    offsets = [BLOCK * rng.randrange(FILE_BLOCKS) for _ in range(args.jobs)]
-    paths: dict[str, Path] = {"await": await_path, "kqueue": kqueue_path,
-                              "await_sev": await_sev_path}
-    best: dict[str, float] = {}
-    async with AioContext(max_queued=max(args.depth, 1)) as ctx:
-        for path in paths.values():
-            await check(ctx, fd, data, path, args)
-        runs: dict[str, list[float]] = {name: [] for name in paths}
-        for _ in range(args.repeat):
-            for name, path in paths.items():  # interleaved, so drift hits both
-                t0 = time.perf_counter()
-                total = await path(ctx, fd, offsets, args)
-                elapsed = time.perf_counter() - t0
-                if total != BLOCK * args.jobs:
-                    raise AssertionError(f"{name}: read {total} bytes")
-                runs[name].append(elapsed / args.jobs * 1e6)
-        for name, values in runs.items():
-            best[name] = min(values)
-            best[name + "_median"] = statistics.median(values)
-        if profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            await kqueue_path(ctx, fd, offsets, args)
-            profiler.disable()
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(14)
-            print(out.getvalue())
-    return best
+def run_limit(plan: Plan) -> dict[str, Any]:
+    fd, pread = plan.fd, os.pread
+    window = Window(0, 1e9)
+    window.tick()
+    for off, head, tail in plan.jobs:
+        data = pread(fd, BLOCK, off)
+        if not (len(data) == BLOCK and data.startswith(head) and data.endswith(tail)):
+            raise wrong(LIMIT, off)
+    window.ops = len(plan.jobs)
+    window.t_stop = 0.0
+    window.tick()
+    return sample(window, None, window.elapsed / window.ops * 1e6)
+
+
+def engines(plan: Plan, workload: str, loops: list[str]) -> list[Engine]:
+    out = [Engine(workload, LIMIT, "-", lambda: run_limit(plan), "synchronous, no event loop",
+                  role="limit")]
+    notes = {NATURAL: ("natural", "new Aiocb per job, aioposix.aio_read, await the oldest"),
+             TUNED: ("tuned", "reused Aiocbs, explicit AioContext, await the oldest"),
+             SEV: ("tuned", "as tuned, every cb with SigEvent(SIGEV_NONE)"),
+             KQ: ("tuned", f"SIGEV_KEVENT ({plan.args.kevent_flags}), kq.control(None, "
+                           f"{plan.args.batch}), aio_return")}
+    for loop in loops:
+        for path, (role, note) in notes.items():
+            def run(path: str = path, loop: str = loop) -> dict[str, Any]:
+                return dict(run_on(loop, run_path(plan, path)))
+            out.append(Engine(workload, path, loop, run, note, role=role))
+    return out
+
+
+def make_file(directory: str) -> int:
+    path = os.path.join(directory, "notify.bin")
+    Pattern(FILE_BLOCKS, BLOCK).write_file(path, FILE_BLOCKS)
+    read_all(path)
+    return os.open(path, os.O_RDONLY)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--jobs", type=int, default=20_000)
+    p.add_argument("--jobs", type=int, default=50_000)
     p.add_argument("--depth", type=int, default=64, help="jobs kept in flight")
     p.add_argument("--batch", type=int, default=256, help="max_events per kq.control")
-    p.add_argument("--repeat", type=int, default=5, help="runs per path; the best is shown")
     p.add_argument("--kevent-flags", choices=list(KEVENT_FLAGS), default="oneshot")
-    p.add_argument("--loops", default="asyncio,uvloop")
-    p.add_argument("--profile", action="store_true", help="cProfile one kqueue run per loop")
+    common_args(p, rounds=5)
     return p.parse_args(argv)
+
+
+Runner = Callable[[], Coroutine[Any, Any, Any]]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"aioposix {aioposix.__version__}, Python {sys.version.split()[0]}, "
-          f"vfs.aio.inline={aioposix.sysctl['vfs.aio.inline']}, "
-          f"backend={aioposix.sysctl['vfs.aio.backend']}")
-    print(f"{args.jobs} cached {BLOCK // 1024} KiB reads, {args.depth} in flight, "
-          f"kq.control(None, {args.batch}), kevent_flags={args.kevent_flags}, "
-          f"best of {args.repeat}")
-    ok = True
+    info = machine()
+    print(machine_line(info))
+    workload = f"cached 4 KiB reads, {args.depth} in flight, one coroutine"
+    w = Workload(workload, "µs/job", False, TUNED, LIMIT,
+                 f"{args.jobs} jobs per round, 16 MiB cached file; every block read is compared",
+                 targets={KQ: [("vs_ref", "<=", 1.3)]})
+    loops = loops_available(args.loops)
     with tempfile.TemporaryDirectory() as directory:
-        fd, data = make_file(directory)
+        fd = make_file(directory)
         try:
-            print(f"{'loop':8} {'await µs/job':>13} {'kqueue µs/job':>14} {'ratio':>6}  "
-                  f"{'await+SIGEV_NONE':>16}  (medians: await / kqueue)")
-            for loop_name in args.loops.split(","):
-                best = run_on(loop_name, measure(fd, data, args, args.profile))
-                ratio = best["kqueue"] / best["await"]
-                ok = ok and ratio <= TARGET_RATIO
-                print(f"{loop_name:8} {best['await']:13.2f} {best['kqueue']:14.2f} "
-                      f"{ratio:6.2f}  {best['await_sev']:16.2f}  ({best['await_median']:.2f} / "
-                      f"{best['kqueue_median']:.2f})")
+            plan = Plan(fd, args)
+            idle = {loop: run_on(loop, idle_heartbeat()) for loop in loops}
+            table = select(engines(plan, workload, loops), args.only)
+            t0 = time.perf_counter()
+            orders = run_rounds(table, args.rounds)
+            print(f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         finally:
             os.close(fd)
-    print(f"target: kqueue <= {TARGET_RATIO}x await: {'met' if ok else 'MISSED'}")
-    return 0 if ok else 1
+    report("notify", "Kqueue notification against await", info, args, [w], table, orders, idle)
+    return 0
 
 
 if __name__ == "__main__":

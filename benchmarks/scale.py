@@ -1,7 +1,7 @@
 """Lookups at scale: aio_error and aio_cancel(fd, cb) with 50,000 parked jobs vs 10.
 
-SPEC rule 11: lookups by cb cost O(1) whatever the number of jobs in flight.
-The jobs are 1-byte reads parked on socketpairs (``--pairs`` of them, 500 by
+Lookups by cb should cost O(1) whatever the number of jobs in flight.  The
+jobs are 1-byte reads parked on socketpairs (``--pairs`` of them, 500 by
 default, so 100 jobs wait on each socket when 50,000 are parked): nothing is
 ever written to the sockets, so every job stays parked and no thread is
 involved.  For each population (``--small``, 10, and ``--jobs``, 50,000):
@@ -10,34 +10,55 @@ involved.  For each population (``--small``, 10, and ``--jobs``, 50,000):
   ones, timed as one loop, ns per call;
 * aio_cancel(fd, cb): ``--cancels`` times, one parked job picked at random
   is cancelled (timed, one call), then reaped and a new job parked in its
-  place (untimed), so the population stays the same; ns per call.
+  place (untimed), so the population stays the same; ns per call;
+* ``cb.error``: a slot of the cb read in the same loop, no library call: the
+  floor that cache misses on 50,000 objects put under any per-cb operation.
 
-A third row reads ``cb.error`` (a slot of the cb, no library call) in the
-same loop: the floor that cache misses on 50,000 objects put under any
-per-cb operation.  Then the ratio large / small (target <= 2x) and the memory per parked job:
-the buffers and control blocks are allocated first, RSS is read, the jobs
-are submitted, RSS is read again; (growth) / jobs (target <= 1 KiB).  The
-control block is the caller's ``struct aiocb``, so like the buffers it is
-not counted; ``--count-aiocb`` allocates them after the first reading.
+Engines, on the asyncio default loop and on uvloop, ``--rounds`` rounds
+each, the order reversed every other round: ``natural`` parks the jobs on
+the loop's default context and calls ``aioposix.aio_error`` /
+``aioposix.aio_cancel``; ``tuned`` parks them on an explicit AioContext and
+calls its methods.  Reported: ns per call at 50,000, the growth from 10 to
+50,000 (target <= 2x), and the memory per parked job (RSS growth while the
+jobs are submitted, buffers and control blocks allocated before; target
+<= 1 KiB).  No peer has these calls, so there is no peer row.
 
-Run: ``python benchmarks/scale.py [--jobs 50000] [--pairs 500] [--loop uvloop]``.
+Run: ``python benchmarks/scale.py [--jobs 50000] [--pairs 500] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import random
 import resource
 import socket
 import sys
 import time
+from typing import Any
 
-from _common import rss
+from _common import (
+    Engine,
+    Workload,
+    common_args,
+    loops_available,
+    machine,
+    machine_line,
+    report,
+    rss,
+    run_on,
+    run_rounds,
+    select,
+    sysctls,
+)
 
 import aioposix
 from aioposix import Aiocb, AioContext
+
+ERR_N, ERR_T, CAN_N, CAN_T, FLOOR = ("aioposix.aio_error (natural)", "ctx.aio_error (tuned)",
+                                     "aioposix.aio_cancel (natural)", "ctx.aio_cancel (tuned)",
+                                     "cb.error slot read")
+Pairs = list[tuple[socket.socket, socket.socket]]
 
 
 def raise_nofile(need: int) -> None:
@@ -49,113 +70,150 @@ def raise_nofile(need: int) -> None:
 
 
 class Population:
-    """``n`` reads parked on the readers of ``pairs``, spread evenly."""
+    """``n`` reads parked on the readers of ``pairs``, spread evenly, on ``ctx``
+    (or on the loop's default context through the module-level calls)."""
 
-    def __init__(self, ctx: AioContext, pairs: list[tuple[socket.socket, socket.socket]],
-                 n: int, count_aiocb: bool) -> None:
-        self.ctx = ctx
-        self.fds = [r.fileno() for r, _ in pairs]
-        bufs = [bytearray(1) for _ in range(n)]
-
-        def make(i: int) -> Aiocb:
-            return Aiocb(self.fds[i % len(self.fds)], bufs[i])
-
-        self.cbs: list[Aiocb] = [] if count_aiocb else [make(i) for i in range(n)]
+    def __init__(self, ctx: AioContext | None, pairs: Pairs, n: int) -> None:
+        self.read = ctx.aio_read if ctx else aioposix.aio_read
+        self.error = ctx.aio_error if ctx else aioposix.aio_error
+        self.cancel = ctx.aio_cancel if ctx else aioposix.aio_cancel
+        self.reap = ctx.aio_return if ctx else aioposix.aio_return
+        fds = [r.fileno() for r, _ in pairs]
+        self.cbs = [Aiocb(fds[i % len(fds)], bytearray(1)) for i in range(n)]
         gc.collect()
         before = rss()
-        if count_aiocb:
-            self.cbs = [make(i) for i in range(n)]
         for cb in self.cbs:
-            ctx.aio_read(cb)
+            self.read(cb)
         gc.collect()
         self.bytes_per_job = (rss() - before) / n
-        assert ctx.statistics().parked == n
+        stats = (ctx or aioposix.current_context()).statistics()
+        assert stats.parked >= n, stats
 
-    def time_aio_error(self, calls: int, rng: random.Random) -> float:
+    def time_error(self, calls: int, rng: random.Random) -> float:
         picks = [rng.choice(self.cbs) for _ in range(calls)]
-        aio_error = self.ctx.aio_error
+        aio_error = self.error
         start = time.perf_counter_ns()
         for cb in picks:
             aio_error(cb)
         return (time.perf_counter_ns() - start) / calls
 
-    def time_attribute(self, calls: int, rng: random.Random) -> float:
-        """The floor: the same loop reading a slot of each cb (memory, not lookups)."""
+    def time_floor(self, calls: int, rng: random.Random) -> float:
         picks = [rng.choice(self.cbs) for _ in range(calls)]
         start = time.perf_counter_ns()
         for cb in picks:
             cb.error  # noqa: B018
         return (time.perf_counter_ns() - start) / calls
 
-    def time_aio_cancel(self, cancels: int, rng: random.Random) -> float:
-        ctx, cbs = self.ctx, self.cbs
+    def time_cancel(self, cancels: int, rng: random.Random) -> float:
+        cbs, cancel, clock = self.cbs, self.cancel, time.perf_counter_ns
         total = 0
-        clock = time.perf_counter_ns
         for _ in range(cancels):
             i = rng.randrange(len(cbs))
             cb = cbs[i]
             fd = cb.fildes
             start = clock()
-            result = ctx.aio_cancel(fd, cb)
+            result = cancel(fd, cb)
             total += clock() - start
             assert result == aioposix.AIO_CANCELED, result
-            assert ctx.aio_return(cb) == -1
+            assert self.reap(cb) == -1
             fresh = Aiocb(fd, cb.buf)
-            ctx.aio_read(fresh)
+            self.read(fresh)
             cbs[i] = fresh
         return total / cancels
 
 
-async def measure(n: int, pairs: list[tuple[socket.socket, socket.socket]],
-                  args: argparse.Namespace) -> tuple[float, float, float, float]:
+async def measure(what: str, n: int, pairs: Pairs, args: argparse.Namespace
+                  ) -> tuple[float, float]:
+    """(ns per call, bytes per parked job) of ``what`` with ``n`` parked."""
     rng = random.Random(n)
-    async with AioContext(max_queued=n + 16) as ctx:
-        pop = Population(ctx, pairs, n, args.count_aiocb)
-        errors = min(pop.time_aio_error(args.calls, rng) for _ in range(args.repeat))
-        cancels = min(pop.time_aio_cancel(args.cancels, rng) for _ in range(args.repeat))
-        floor = min(pop.time_attribute(args.calls, rng) for _ in range(args.repeat))
-        await asyncio.sleep(0)  # let the cancelled jobs' notifications run
-        return errors, cancels, pop.bytes_per_job, floor
+    natural = what in (ERR_N, CAN_N)
+    ctx = None if natural else AioContext(max_queued=n + 16)
+    try:
+        pop = Population(ctx, pairs, n)
+        if what in (ERR_N, ERR_T):
+            ns = pop.time_error(args.calls, rng)
+        elif what == FLOOR:
+            ns = pop.time_floor(args.calls, rng)
+        else:
+            ns = pop.time_cancel(args.cancels, rng)
+        return ns, pop.bytes_per_job
+    finally:
+        if ctx is not None:
+            await ctx.aclose()
+
+
+def one_round(what: str, loop: str, pairs: Pairs, args: argparse.Namespace) -> dict[str, Any]:
+    limits = {"max_aio_queue": args.jobs + args.small + 64,
+              "max_aio_queue_per_proc": args.jobs + 16}
+    with sysctls(**limits):
+        small, _ = run_on(loop, measure(what, args.small, pairs[:args.small], args))
+        large, per_job = run_on(loop, measure(what, args.jobs, pairs, args))
+    return {"value": large, "small_ns": small, "growth": large / small,
+            "bytes_per_job": per_job, "hb_p99_ms": None, "hb_worst_ms": None}
+
+
+def derived(engines: list[Engine], workload: str, key: str) -> list[Engine]:
+    """Rows whose rounds are another figure of the same rounds (growth, memory)."""
+    out = []
+    for e in engines:
+        if e.workload.startswith("aio_cancel") and key == "bytes_per_job":
+            continue  # the same populations as aio_error's: one memory row per engine
+        if e.name == FLOOR and key == "bytes_per_job":
+            continue
+        rows = [{"value": s[key], "hb_p99_ms": None, "hb_worst_ms": None} for s in e.samples]
+        name = e.name.replace(" (natural)", "").replace(" (tuned)", "")
+        if key == "bytes_per_job":
+            name = "natural (default context)" if "natural" in e.name else "tuned (AioContext)"
+        out.append(Engine(workload, name if key == "bytes_per_job" else e.name, e.loop, None,
+                          e.note, e.status, e.role, rows))
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=50_000)
-    parser.add_argument("--small", type=int, default=10)
-    parser.add_argument("--pairs", type=int, default=500)
-    parser.add_argument("--calls", type=int, default=200_000)
-    parser.add_argument("--cancels", type=int, default=5_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--count-aiocb", action="store_true",
-                        help="count the Aiocb objects in the memory per job")
-    args = parser.parse_args()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--jobs", type=int, default=50_000)
+    p.add_argument("--small", type=int, default=10)
+    p.add_argument("--pairs", type=int, default=500)
+    p.add_argument("--calls", type=int, default=100_000)
+    p.add_argument("--cancels", type=int, default=3_000)
+    common_args(p)
+    args = p.parse_args()
+    info = machine()
+    print(machine_line(info))
     raise_nofile(4 * args.pairs + 256)
-    aioposix.sysctl["vfs.aio.max_aio_queue"] = args.jobs + args.small + 64
+    loops = loops_available(args.loops)
+    big = f"{args.jobs:,} parked"
+    err_w, can_w = f"aio_error, {big}", f"aio_cancel(fd, cb), {big}"
+    growth_w, mem_w = f"growth from {args.small} to {big}", "memory per parked job"
     pairs = [socket.socketpair() for _ in range(args.pairs)]
+    table: list[Engine] = []
     try:
-        if args.loop == "uvloop":
-            import uvloop
-            runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        else:
-            runner = asyncio.Runner()
-        with runner:
-            small = runner.run(measure(args.small, pairs[:args.small], args))
-            large = runner.run(measure(args.jobs, pairs, args))
+        for loop in loops:
+            for workload, what, role in ((err_w, ERR_N, "natural"), (err_w, ERR_T, "tuned"),
+                                         (err_w, FLOOR, "limit"), (can_w, CAN_N, "natural"),
+                                         (can_w, CAN_T, "tuned")):
+                def run(what: str = what, loop: str = loop) -> dict[str, Any]:
+                    return one_round(what, loop, pairs, args)
+
+                table.append(Engine(workload, what, loop, run, role=role))
+        table = select(table, args.only)
+        orders = run_rounds(table, args.rounds)
     finally:
         for a, b in pairs:
             a.close()
             b.close()
-    print(f"loop: {args.loop}; parked reads on {args.pairs} socketpairs; "
-          f"best of {args.repeat}")
-    print(f"{'':22}{args.small:>12,} jobs{args.jobs:>12,} jobs{'ratio':>10}")
-    for name, a, b in (("aio_error  ns/call", small[0], large[0]),
-                       ("aio_cancel ns/call", small[1], large[1])):
-        print(f"{name:22}{a:>17.0f}{b:>17.0f}{b / a:>9.2f}x  (target <= 2x)")
-    print(f"{'cb.error   ns/read':22}{small[3]:>17.0f}{large[3]:>17.0f}{large[3] / small[3]:>9.2f}x"
-          "  (floor: the same loop, a plain slot read; cache misses, not lookups)")
-    what = "incl. Aiocb" if args.count_aiocb else "excl. buffers and Aiocb"
-    print(f"memory per parked job ({what}): {large[2]:.0f} bytes  (target <= 1024)")
+    rows = [*table, *derived(table, growth_w, "growth"), *derived(table, mem_w, "bytes_per_job")]
+    goals_growth = {n: [("median", "<=", 2.0)] for n in (ERR_N, ERR_T, CAN_N, CAN_T)}
+    goals_mem = {n: [("median", "<=", 1024.0)]
+                 for n in ("natural (default context)", "tuned (AioContext)")}
+    workloads = [Workload(err_w, "ns/call", False, None, FLOOR, "a random parked cb per call"),
+                 Workload(can_w, "ns/call", False, None, None,
+                          "a random parked job cancelled per call, then replaced"),
+                 Workload(growth_w, "x", False, None, None,
+                          "ns per call with 50,000 parked over ns with 10", goals_growth),
+                 Workload(mem_w, "B/job", False, None, None,
+                          "RSS growth while the jobs are submitted", goals_mem)]
+    report("scale", "Lookups and memory at scale", info, args, workloads, rows, orders)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Printed: RSS, descriptors and threads before (after a warm-up round) and
 after, RSS growth (target < 20 MiB), the RSS every 10% of the run, the
 wall time and jobs per second.
 
-Run: ``python benchmarks/soak.py [--jobs 1000000] [--loop uvloop]
+Run: ``python benchmarks/soak.py [--jobs 1000000] [--loops asyncio uvloop]
 [--backend threads|io_uring] [--no-inline]``.
 """
 
@@ -32,8 +32,20 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from _common import rss
+from _common import (
+    Engine,
+    Workload,
+    common_args,
+    loops_available,
+    machine,
+    machine_line,
+    report,
+    rss,
+    run_on,
+    run_rounds,
+)
 
 import aioposix
 from aioposix import (
@@ -217,7 +229,7 @@ async def run_jobs(s: Soak, total: int, per_round: int, report: int = 0) -> None
             next_report += report
 
 
-async def main_async(args: argparse.Namespace) -> int:
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     source = rng.randbytes(1 << 20)
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,8 +260,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 a.close()
                 b.close()
     grown = after[0] - before[0]
+    loop = "uvloop" if "uvloop" in type(asyncio.get_running_loop()).__module__ else "asyncio"
     print(f"jobs: {args.jobs:,} in {elapsed:.1f} s ({args.jobs / elapsed:,.0f} jobs/s); "
-          f"loop {args.loop}, backend {aioposix.sysctl['vfs.aio.backend_active']}, "
+          f"loop {loop}, backend {aioposix.sysctl['vfs.aio.backend_active']}, "
           f"inline {aioposix.sysctl['vfs.aio.inline']}")
     print("outcomes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(s.outcomes.items())))
     print(f"RSS     before {before[0] / 2**20:.1f} MiB, after {after[0] / 2**20:.1f} MiB, "
@@ -262,7 +275,12 @@ async def main_async(args: argparse.Namespace) -> int:
     ok = (grown < 20 << 20 and before[1] == after[1] and before[2][0] == after[2][0]
           and s.sent == s.got and not bad)
     print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    if s.sent != s.got or bad:
+        raise AssertionError("soak: bytes lost or wrong")
+    return {"value": args.jobs / elapsed, "seconds": elapsed, "ops": args.jobs,
+            "rss_growth_mib": grown / 2**20, "fds": [before[1], after[1]],
+            "threads": [before[2][0], after[2][0]], "outcomes": s.outcomes, "pass": ok,
+            "hb_p99_ms": None, "hb_worst_ms": None}
 
 
 def main() -> None:
@@ -271,20 +289,32 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=400, help="jobs per context")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--backend", choices=("auto", "threads", "io_uring"), default="auto")
     parser.add_argument("--no-inline", action="store_true")
+    common_args(parser, rounds=1)
     args = parser.parse_args()
+    info = machine()
+    print(machine_line(info))
     aioposix.sysctl["vfs.aio.backend"] = args.backend
     aioposix.sysctl["vfs.aio.inline"] = 0 if args.no_inline else 1
     aioposix.sysctl["vfs.aio.max_aio_queue"] = 8 * args.round
-    if args.loop == "uvloop":
-        import uvloop
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    else:
-        runner = asyncio.Runner()
-    with runner:
-        sys.exit(runner.run(main_async(args)))
+    work = f"{args.jobs:,} mixed jobs (soak)"
+    table = [Engine(work, "aioposix (explicit contexts)", loop,
+                    lambda loop=loop: dict(run_on(loop, main_async(args))),
+                    f"backend {args.backend}, inline {0 if args.no_inline else 1}", role="tuned")
+             for loop in loops_available(args.loops)]
+    orders = run_rounds(table, args.rounds)
+    growth = [Engine("RSS growth over the soak", e.name, e.loop, None, e.note, e.status,
+                     e.role, [{"value": s["rss_growth_mib"], "hb_p99_ms": None,
+                               "hb_worst_ms": None} for s in e.samples]) for e in table]
+    workloads = [Workload(work, "jobs/s", True, None, None, "file and socket reads and writes "
+                          "checked, fsync, lio_listio, cancels, context churn"),
+                 Workload("RSS growth over the soak", "MiB", False, None, None,
+                          "RSS after the soak minus RSS after a warm-up round",
+                          {"aioposix (explicit contexts)": [("median", "<=", 20.0)]})]
+    doc = report("soak", "Soak", info, args, workloads, [*table, *growth], orders)
+    ok = all(s["pass"] for e in table for s in e.samples)
+    sys.exit(0 if ok and doc else 1)
 
 
 if __name__ == "__main__":

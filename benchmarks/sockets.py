@@ -2,348 +2,418 @@
 
 Two workloads over an AF_UNIX stream socketpair, both ends on one loop:
 
-* ``stream``: one task sends 64 KiB chunks for ``--seconds``, then shuts the
-  write side; another task reads 64 KiB at a time until EOF.  Reported in
-  GiB/s (bytes received / time until the reader saw EOF).
-* ``pingpong``: a client task sends 64 bytes and waits for them to come
-  back; an echo task reads 64 bytes and sends them back.  Reported in µs
-  per round trip.
+* ``stream``: one task sends 64 KiB chunks, another reads 64 KiB at a time
+  until EOF; GiB/s received in the measured window.  The bytes follow a
+  pattern of period 251, so every chunk received is compared in full, and
+  the count received must equal the count sent.
+* ``pingpong``: a client sends a 64-byte message (one of 251 distinct ones)
+  and waits for it to come back from an echo task; µs per round trip.
+  Every reply is compared with the message sent.
 
-Engines, side by side in one run, on the asyncio default loop and on uvloop:
+Engines, on the asyncio default loop and on uvloop, ``--rounds`` rounds
+each, the order of the engines reversed every other round:
 
-* ``aioposix``: one AioContext, each side reusing its Aiocbs
-  (``ctx.aio_read(cb)`` / ``ctx.aio_write(cb)``, then ``await cb``; with
-  ``--fresh-cbs`` a new Aiocb per operation), on blocking sockets, as a
-  POSIX AIO user has them;
-* ``loop``: the same loop's ``loop.sock_recv_into`` / ``loop.sock_sendall``
-  on non-blocking sockets.
+* ``aioposix natural``: a new Aiocb per operation, ``aioposix.aio_read`` /
+  ``aioposix.aio_write`` (the loop's default context), ``await cb``, on
+  blocking sockets, as a POSIX AIO user has them;
+* ``aioposix tuned``: each side reuses its Aiocbs on an explicit AioContext;
+* ``loop sock calls``: the same loop's ``sock_recv_into`` / ``sock_sendall``
+  on non-blocking sockets (the reference);
+* ``blocking send/recv``: both ends driven in turn by one thread with
+  blocking calls, no event loop: the limit.
 
-Each (loop, workload, engine) is measured ``--rounds`` times, engines
-alternating, and the best round is kept.  Targets: aioposix throughput at
-least 0.8x, round trip at most 1.25x, of the loop's own calls.
-``--profile`` adds a cProfile of aioposix's ping-pong on each loop.
+A heartbeat task sleeping 1 ms records its lateness (p99 and worst).
 
-Run: ``python benchmarks/sockets.py [--seconds 1.5] [--rounds 2] [--json out.json]``.
+Run: ``python benchmarks/sockets.py [--seconds 1] [--rounds 3] [--json out.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import functools
-import io
-import platform
-import pstats
 import socket
 import sys
-import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from _common import run_on, write_json
+from _common import (
+    CHECK_EVERY,
+    Engine,
+    Window,
+    Worker,
+    Workload,
+    common_args,
+    idle_heartbeat,
+    loops_available,
+    machine,
+    machine_line,
+    report,
+    run_on,
+    run_rounds,
+    run_window,
+    sample,
+    select,
+)
 
 import aioposix
 
-KiB = 1 << 10
-GiB = 1 << 30
-CHUNK = 64 * KiB
-MESSAGE = 64
-TARGET_THROUGHPUT = 0.8  # aioposix / loop, at least
-TARGET_RTT = 1.25  # aioposix / loop, at most
-ENGINES = ("aioposix", "loop")
+KiB, GiB = 1 << 10, 1 << 30
+CHUNK, MESSAGE, PERIOD = 64 * KiB, 64, 251
+STREAM = bytes(range(PERIOD)) * (CHUNK // PERIOD + 2)  # any CHUNK bytes from any phase
+VIEW = memoryview(STREAM)
+MESSAGES = [bytes((j + i) % 256 for i in range(MESSAGE)) for j in range(PERIOD)]
+NATURAL, TUNED, LOOP, LIMIT = ("aioposix natural", "aioposix tuned", "loop sock calls",
+                               "blocking send/recv")
+STREAM_W, PING_W = "64 KiB socketpair stream", "64-byte socketpair ping-pong"
 
 
-@dataclass
-class Result:
-    loop: str
-    workload: str
-    engine: str
-    value: float  # GiB/s for stream, µs per round trip for pingpong
-    unit: str
-    rounds: list[float]
+class Broken(AssertionError):
+    """Bytes received that are not the bytes sent."""
+
+
+class Stream:
+    """What the stream sent and received, and the check of each chunk received."""
+
+    def __init__(self) -> None:
+        self.sent = self.got = 0
+
+    def next_chunk(self) -> memoryview:
+        start = self.sent % PERIOD
+        return VIEW[start:start + CHUNK]
+
+    def received(self, buf: bytearray, n: int, window: Window) -> None:
+        start = self.got % PERIOD
+        if not buf.startswith(VIEW[start:start + n]):
+            raise Broken(f"stream: wrong bytes at {self.got}")
+        self.got += n
+        window.bytes += n
+
+    def done(self) -> None:
+        if self.got != self.sent:
+            raise Broken(f"stream: sent {self.sent} bytes, received {self.got}")
+
+
+def stream_value(window: Window) -> float:
+    return (window.end_bytes - window.start_bytes) / window.elapsed / GiB
+
+
+async def run_pair(make: Callable[[Window, socket.socket, socket.socket], Worker],
+                   args: argparse.Namespace, blocking: bool) -> tuple[Window, Any]:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        a.setblocking(blocking)
+        b.setblocking(blocking)
+        return await run_window(lambda w: make(w, a, b), 2, args.warmup, args.seconds, 30)
 
 
 # -- stream -------------------------------------------------------------------------
 
 
-async def stream_aioposix(a: socket.socket, b: socket.socket, seconds: float,
-                          fresh: bool = False) -> float:
-    """GiB/s of 64 KiB aio_write -> aio_read."""
-    async with aioposix.AioContext() as ctx:
-        wcb = aioposix.Aiocb(b.fileno(), bytes(CHUNK))
-        rcb = aioposix.Aiocb(a.fileno(), bytearray(CHUNK))
+def aio_stream(fresh: bool, ctx: aioposix.AioContext | None
+               ) -> Callable[[Window, socket.socket, socket.socket], Worker]:
+    """The stream on aioposix: natural (new cbs, module calls) or tuned (reused, ctx)."""
+    read = ctx.aio_read if ctx else aioposix.aio_read
+    write = ctx.aio_write if ctx else aioposix.aio_write
+    state = Stream()
 
-        async def send() -> None:
-            cb = wcb
-            end = time.perf_counter() + seconds
-            while time.perf_counter() < end:
+    def make(window: Window, a: socket.socket, b: socket.socket) -> Worker:
+        async def sender() -> None:
+            cb = aioposix.Aiocb(b.fileno(), b"")
+            while window.tick():
+                chunk = state.next_chunk()
                 if fresh:
-                    cb = aioposix.Aiocb(b.fileno(), wcb.buf)
-                ctx.aio_write(cb)
-                await cb
+                    cb = aioposix.Aiocb(b.fileno(), chunk)
+                else:
+                    cb.buf, cb.nbytes = chunk, CHUNK
+                write(cb)
+                state.sent += await cb
+                window.ops += 1
             b.shutdown(socket.SHUT_WR)
 
-        async def receive() -> int:
-            cb = rcb
-            total = 0
+        async def receiver() -> None:
+            buf = bytearray(CHUNK)
+            cb = aioposix.Aiocb(a.fileno(), buf)
             while True:
                 if fresh:
-                    cb = aioposix.Aiocb(a.fileno(), rcb.buf)
-                ctx.aio_read(cb)
-                got = await cb
-                if got == 0:
-                    return total
-                total += got
+                    cb = aioposix.Aiocb(a.fileno(), buf)
+                read(cb)
+                n = await cb
+                if n == 0:
+                    return state.done()
+                state.received(buf, n, window)
 
-        return await _timed_stream(send(), receive())
+        async def worker(i: int) -> None:
+            await (sender() if i == 0 else receiver())
+        return worker
+
+    return make
 
 
-async def stream_loop(a: socket.socket, b: socket.socket, seconds: float) -> float:
-    """GiB/s of 64 KiB loop.sock_sendall -> loop.sock_recv_into."""
+async def stream_aioposix(args: argparse.Namespace, fresh: bool) -> dict[str, Any]:
+    if fresh:
+        window, beats = await run_pair(aio_stream(True, None), args, True)
+    else:
+        async with aioposix.AioContext() as ctx:
+            window, beats = await run_pair(aio_stream(False, ctx), args, True)
+    return sample(window, beats, stream_value(window))
+
+
+async def stream_loop(args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    a.setblocking(False)
-    b.setblocking(False)
-    chunk = bytes(CHUNK)
+    state = Stream()
+
+    def make(window: Window, a: socket.socket, b: socket.socket) -> Worker:
+        async def sender() -> None:
+            while window.tick():
+                chunk = state.next_chunk()
+                await loop.sock_sendall(b, chunk)
+                state.sent += CHUNK
+                window.ops += 1
+            b.shutdown(socket.SHUT_WR)
+
+        async def receiver() -> None:
+            buf = bytearray(CHUNK)
+            while n := await loop.sock_recv_into(a, buf):
+                state.received(buf, n, window)
+            state.done()
+
+        async def worker(i: int) -> None:
+            await (sender() if i == 0 else receiver())
+        return worker
+
+    window, beats = await run_pair(make, args, False)
+    return sample(window, beats, stream_value(window))
+
+
+def stream_limit(args: argparse.Namespace) -> dict[str, Any]:
+    state = Stream()
+    window = Window(args.warmup, args.seconds)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     buf = bytearray(CHUNK)
-
-    async def send() -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            await loop.sock_sendall(b, chunk)
-        b.shutdown(socket.SHUT_WR)
-
-    async def receive() -> int:
-        total = 0
-        while True:
-            got = await loop.sock_recv_into(a, buf)
-            if got == 0:
-                return total
-            total += got
-
-    return await _timed_stream(send(), receive())
-
-
-async def _timed_stream(send: Coroutine[Any, Any, None],
-                        receive: Coroutine[Any, Any, int]) -> float:
-    start = time.perf_counter()
-    receiver = asyncio.ensure_future(receive)
-    await send
-    total = await receiver
-    return total / (time.perf_counter() - start) / GiB
+    with a, b:
+        while window.tick():
+            state.sent += b.send(state.next_chunk())
+            window.ops += 1
+            while state.got < state.sent:
+                state.received(buf, a.recv_into(buf, state.sent - state.got), window)
+    state.done()
+    return sample(window, None, stream_value(window))
 
 
 # -- ping-pong ----------------------------------------------------------------------
 
 
-async def pingpong_aioposix(a: socket.socket, b: socket.socket, seconds: float,
-                            fresh: bool = False) -> float:
-    """µs per 64-byte round trip, both sides with aio_read/aio_write + await."""
-    async with aioposix.AioContext() as ctx:
+def aio_pingpong(fresh: bool, ctx: aioposix.AioContext | None
+                 ) -> Callable[[Window, socket.socket, socket.socket], Worker]:
+    read = ctx.aio_read if ctx else aioposix.aio_read
+    write = ctx.aio_write if ctx else aioposix.aio_write
+    Aiocb = aioposix.Aiocb
 
-        def job(cb: aioposix.Aiocb) -> aioposix.Aiocb:
-            return aioposix.Aiocb(cb.fildes, cb.buf) if fresh else cb
-
-        async def recv_exact(cb: aioposix.Aiocb, buf: bytearray) -> None:
-            got = 0
-            while got < MESSAGE:
-                cb = job(cb)
+    async def recv_exact(cb: aioposix.Aiocb, fd: int, buf: bytearray) -> bool:
+        got = 0
+        while got < MESSAGE:
+            if fresh:
+                cb = Aiocb(fd, memoryview(buf)[got:] if got else buf, MESSAGE - got)
+            else:
                 cb.buf = memoryview(buf)[got:] if got else buf
                 cb.nbytes = MESSAGE - got
-                ctx.aio_read(cb)
-                n = await cb
-                if n == 0:
-                    raise EOFError
-                got += n
+            read(cb)
+            n = await cb
+            if n == 0:
+                return False
+            got += n
+        return True
 
-        async def send(cb: aioposix.Aiocb) -> None:
-            cb = job(cb)
-            ctx.aio_write(cb)
-            await cb
+    async def send(cb: aioposix.Aiocb, fd: int, data: Any) -> None:
+        if fresh:
+            cb = Aiocb(fd, data, MESSAGE)
+        else:
+            cb.buf, cb.nbytes = data, MESSAGE
+        write(cb)
+        if await cb != MESSAGE:
+            raise Broken("ping-pong: short write")
+
+    def make(window: Window, a: socket.socket, b: socket.socket) -> Worker:
+        async def client() -> None:
+            fd, buf = b.fileno(), bytearray(MESSAGE)
+            rcb, wcb = Aiocb(fd, buf), Aiocb(fd, b"")
+            j = k = 0
+            while True:
+                message = MESSAGES[j]
+                await send(wcb, fd, message)
+                if not await recv_exact(rcb, fd, buf) or buf != message:
+                    raise Broken("ping-pong: the reply is not the message")
+                j = j + 1 if j < PERIOD - 1 else 0
+                window.ops += 1
+                k += 1
+                if k == CHECK_EVERY:
+                    k = 0
+                    if not window.tick():
+                        return b.shutdown(socket.SHUT_WR)
 
         async def echo() -> None:
-            buf = bytearray(MESSAGE)
-            rcb = aioposix.Aiocb(a.fileno(), buf)
-            wcb = aioposix.Aiocb(a.fileno(), buf)
-            try:
-                while True:
-                    await recv_exact(rcb, buf)
-                    await send(wcb)
-            except EOFError:
-                return
+            fd, buf = a.fileno(), bytearray(MESSAGE)
+            rcb, wcb = Aiocb(fd, buf), Aiocb(fd, b"")
+            while await recv_exact(rcb, fd, buf):
+                await send(wcb, fd, buf)
 
-        buf = bytearray(MESSAGE)
-        rcb = aioposix.Aiocb(b.fileno(), buf)
-        wcb = aioposix.Aiocb(b.fileno(), b"x" * MESSAGE)
-        server = asyncio.ensure_future(echo())
-        count, elapsed = await _round_trips(seconds, lambda: send(wcb),
-                                            lambda: recv_exact(rcb, buf))
-        b.shutdown(socket.SHUT_WR)
-        await server
-        return elapsed / count * 1e6
+        async def worker(i: int) -> None:
+            await (client() if i == 0 else echo())
+        return worker
+
+    return make
 
 
-async def pingpong_loop(a: socket.socket, b: socket.socket, seconds: float) -> float:
-    """µs per 64-byte round trip, both sides with loop.sock_sendall/sock_recv_into."""
+async def pingpong_aioposix(args: argparse.Namespace, fresh: bool) -> dict[str, Any]:
+    if fresh:
+        window, beats = await run_pair(aio_pingpong(True, None), args, True)
+    else:
+        async with aioposix.AioContext() as ctx:
+            window, beats = await run_pair(aio_pingpong(False, ctx), args, True)
+    return sample(window, beats, window.elapsed / max(1, window.end_ops - window.start_ops)
+                  * 1e6)
+
+
+async def pingpong_loop(args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    a.setblocking(False)
-    b.setblocking(False)
 
-    async def recv_exact(sock: socket.socket, view: memoryview) -> None:
+    async def recv_exact(sock: socket.socket, view: memoryview) -> bool:
         got = 0
         while got < MESSAGE:
             n = await loop.sock_recv_into(sock, view[got:])
             if n == 0:
-                raise EOFError
+                return False
             got += n
+        return True
 
-    async def echo() -> None:
-        buf = bytearray(MESSAGE)
-        view = memoryview(buf)
-        try:
+    def make(window: Window, a: socket.socket, b: socket.socket) -> Worker:
+        async def client() -> None:
+            buf = bytearray(MESSAGE)
+            view = memoryview(buf)
+            j = k = 0
             while True:
-                await recv_exact(a, view)
+                message = MESSAGES[j]
+                await loop.sock_sendall(b, message)
+                if not await recv_exact(b, view) or buf != message:
+                    raise Broken("ping-pong: the reply is not the message")
+                j = j + 1 if j < PERIOD - 1 else 0
+                window.ops += 1
+                k += 1
+                if k == CHECK_EVERY:
+                    k = 0
+                    if not window.tick():
+                        return b.shutdown(socket.SHUT_WR)
+
+        async def echo() -> None:
+            buf = bytearray(MESSAGE)
+            view = memoryview(buf)
+            while await recv_exact(a, view):
                 await loop.sock_sendall(a, buf)
-        except EOFError:
-            return
 
-    message = b"x" * MESSAGE
-    view = memoryview(bytearray(MESSAGE))
-    server = asyncio.ensure_future(echo())
-    count, elapsed = await _round_trips(seconds, lambda: loop.sock_sendall(b, message),
-                                        lambda: recv_exact(b, view))
-    b.shutdown(socket.SHUT_WR)
-    await server
-    return elapsed / count * 1e6
+        async def worker(i: int) -> None:
+            await (client() if i == 0 else echo())
+        return worker
+
+    window, beats = await run_pair(make, args, False)
+    return sample(window, beats, window.elapsed / max(1, window.end_ops - window.start_ops)
+                  * 1e6)
 
 
-async def _round_trips(seconds: float, send: Callable[[], Awaitable[None]],
-                       receive: Callable[[], Awaitable[None]]) -> tuple[int, float]:
-    count = 0
-    start = time.perf_counter()
-    end = start + seconds
-    now = start
-    while now < end:
-        for _ in range(64):  # check the clock every 64 round trips
-            await send()
-            await receive()
-        count += 64
-        now = time.perf_counter()
-    return count, now - start
+def recv_exact_sync(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < MESSAGE:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise Broken("ping-pong: EOF")
+        got += n
+
+
+def pingpong_limit(args: argparse.Namespace) -> dict[str, Any]:
+    window = Window(args.warmup, args.seconds)
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ebuf, cbuf = bytearray(MESSAGE), bytearray(MESSAGE)
+    eview, cview = memoryview(ebuf), memoryview(cbuf)
+    j = 0
+    with a, b:
+        while window.tick():
+            for _ in range(CHECK_EVERY):
+                message = MESSAGES[j]
+                b.sendall(message)
+                recv_exact_sync(a, eview)
+                a.sendall(ebuf)
+                recv_exact_sync(b, cview)
+                if cbuf != message:
+                    raise Broken("ping-pong: the reply is not the message")
+                j = j + 1 if j < PERIOD - 1 else 0
+                window.ops += 1
+    return sample(window, None, window.elapsed / max(1, window.end_ops - window.start_ops)
+                  * 1e6)
 
 
 # -- driver -------------------------------------------------------------------------
 
-Bench = Callable[[socket.socket, socket.socket, float], Coroutine[Any, Any, float]]
-BENCHES: dict[tuple[str, str], Bench] = {
-    ("stream", "aioposix"): stream_aioposix,
-    ("stream", "loop"): stream_loop,
-    ("pingpong", "aioposix"): pingpong_aioposix,
-    ("pingpong", "loop"): pingpong_loop,
-}
-UNITS = {"stream": "GiB/s", "pingpong": "µs/RTT"}
+Bench = Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
 
 
-async def measure(bench: Bench, seconds: float, warmup: float) -> float:
-    """One fresh socketpair per run: a short warm-up, then the measured run."""
-    for duration, keep in ((warmup, False), (seconds, True)):
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with a, b:
-            value = await bench(a, b, duration)
-        if keep:
-            return value
-    raise AssertionError("unreachable")
+def engines(args: argparse.Namespace, loops: list[str]) -> list[Engine]:
+    out = [Engine(STREAM_W, LIMIT, "-", lambda: stream_limit(args),
+                  "one thread, blocking send then recv_into", role="limit"),
+           Engine(PING_W, LIMIT, "-", lambda: pingpong_limit(args),
+                  "one thread, blocking sendall and recv_into in turn", role="limit")]
+    benches: list[tuple[str, str, Bench, str, str]] = [
+        (STREAM_W, NATURAL, lambda a: stream_aioposix(a, True), "natural",
+         "new Aiocb per op, aioposix.aio_read/aio_write, blocking sockets"),
+        (STREAM_W, TUNED, lambda a: stream_aioposix(a, False), "tuned",
+         "reused Aiocbs, explicit AioContext, blocking sockets"),
+        (STREAM_W, LOOP, stream_loop, "ref", "loop.sock_recv_into / loop.sock_sendall"),
+        (PING_W, NATURAL, lambda a: pingpong_aioposix(a, True), "natural",
+         "new Aiocb per op, aioposix.aio_read/aio_write, blocking sockets"),
+        (PING_W, TUNED, lambda a: pingpong_aioposix(a, False), "tuned",
+         "reused Aiocbs, explicit AioContext, blocking sockets"),
+        (PING_W, LOOP, pingpong_loop, "ref", "loop.sock_recv_into / loop.sock_sendall")]
+    for loop in loops:
+        for workload, name, bench, role, note in benches:
+            if workload.split()[-1] not in args.workloads:
+                continue
 
+            def run(bench: Bench = bench, loop: str = loop) -> dict[str, Any]:
+                return dict(run_on(loop, bench(args)))
 
-def bench_loop(loop_name: str, args: argparse.Namespace) -> list[Result]:
-    results: list[Result] = []
-    for workload in args.workloads:
-        rounds: dict[str, list[float]] = {engine: [] for engine in ENGINES}
-        for _ in range(args.rounds):
-            for engine in ENGINES:  # alternate, so drift hits both alike
-                bench = BENCHES[(workload, engine)]
-                if engine == "aioposix" and args.fresh_cbs:
-                    bench = functools.partial(bench, fresh=True)
-                value = run_on(loop_name, measure(bench, args.seconds, args.warmup))
-                rounds[engine].append(value)
-        for engine in ENGINES:
-            values = rounds[engine]
-            best = max(values) if workload == "stream" else min(values)
-            results.append(Result(loop_name, workload, engine, best, UNITS[workload], values))
-    return results
-
-
-def profile_pingpong(loop_name: str, args: argparse.Namespace) -> str:
-    bench = functools.partial(pingpong_aioposix, fresh=args.fresh_cbs)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run_on(loop_name, measure(bench, args.seconds, 0.05))
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(args.profile_top)
-    return out.getvalue()
-
-
-def ratio_rows(results: list[Result]) -> list[dict[str, Any]]:
-    by_key = {(r.loop, r.workload, r.engine): r.value for r in results}
-    rows = []
-    for loop_name, workload in sorted({(r.loop, r.workload) for r in results}):
-        ours, theirs = by_key[(loop_name, workload, "aioposix")], by_key[(loop_name, workload,
-                                                                           "loop")]
-        ratio = ours / theirs
-        ok = ratio >= TARGET_THROUGHPUT if workload == "stream" else ratio <= TARGET_RTT
-        target = (f">= {TARGET_THROUGHPUT}x" if workload == "stream" else f"<= {TARGET_RTT}x")
-        rows.append({"loop": loop_name, "workload": workload, "aioposix": ours, "loop_calls":
-                     theirs, "unit": UNITS[workload], "ratio": ratio, "target": target,
-                     "met": ok})
-    return rows
-
-
-def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'loop':8} {'workload':9} {'aioposix':>10} {'loop calls':>11} {'unit':7} "
-    print(head + f"{'ratio':>6}  target    met")
-    for row in rows:
-        print(f"{row['loop']:8} {row['workload']:9} {row['aioposix']:10.3f} "
-              f"{row['loop_calls']:11.3f} {row['unit']:7} {row['ratio']:6.2f}  "
-              f"{row['target']:8}  {'yes' if row['met'] else 'NO'}")
+            out.append(Engine(workload, name, loop, run, note, role=role))
+    return [e for e in out if e.workload.split()[-1] in args.workloads]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=1.5, help="measured run (s)")
-    parser.add_argument("--warmup", type=float, default=0.2, help="warm-up run (s)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs per engine; best kept")
-    parser.add_argument("--loops", nargs="+", default=["asyncio", "uvloop"],
-                        choices=["asyncio", "uvloop"])
-    parser.add_argument("--workloads", nargs="+", default=["stream", "pingpong"],
-                        choices=["stream", "pingpong"])
-    parser.add_argument("--fresh-cbs", action="store_true",
-                        help="aioposix: a new Aiocb per operation instead of reusing one")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile aioposix's ping-pong on each loop")
-    parser.add_argument("--profile-top", type=int, default=25)
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    return parser.parse_args(argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("--seconds", type=float, default=1.0, help="measured seconds per round")
+    p.add_argument("--warmup", type=float, default=0.2, help="warm-up seconds per round")
+    p.add_argument("--workloads", nargs="+", default=["stream", "ping-pong"],
+                   choices=["stream", "ping-pong"])
+    common_args(p)
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"python {platform.python_version()} on {platform.platform()}, "
-          f"{args.rounds} x {args.seconds} s per engine, AF_UNIX stream socketpair")
-    results: list[Result] = []
-    for loop_name in args.loops:
-        results += bench_loop(loop_name, args)
-    rows = ratio_rows(results)
-    print_table(rows)
-    if args.profile:
-        for loop_name in args.loops:
-            print(f"\n== cProfile, aioposix ping-pong on {loop_name} ==")
-            print(profile_pingpong(loop_name, args))
-    if args.json:
-        write_json(args.json, {"results": [asdict(r) for r in results], "ratios": rows})
-    return 0 if all(row["met"] for row in rows) else 1
+    info = machine()
+    print(machine_line(info))
+    workloads = [
+        Workload(STREAM_W, "GiB/s", True, LOOP, LIMIT,
+                 f"AF_UNIX socketpair, {args.seconds:g} s per round after {args.warmup:g} s "
+                 "warm-up; every chunk received is compared",
+                 targets={NATURAL: [("vs_ref", ">=", 0.9)], TUNED: [("vs_ref", ">=", 0.9)]}),
+        Workload(PING_W, "µs/RTT", False, LOOP, LIMIT,
+                 f"AF_UNIX socketpair, {args.seconds:g} s per round after {args.warmup:g} s "
+                 "warm-up; every reply is compared",
+                 targets={NATURAL: [("vs_ref", "<=", 1.15)], TUNED: [("vs_ref", "<=", 1.15)]})]
+    workloads = [w for w in workloads if w.name.split()[-1] in args.workloads]
+    loops = loops_available(args.loops)
+    idle = {loop: run_on(loop, idle_heartbeat()) for loop in loops}
+    table = select(engines(args, loops), args.only)
+    orders = run_rounds(table, args.rounds)
+    report("sockets", "Sockets through the readiness bridge", info, args, workloads, table,
+           orders, idle)
+    return 0
 
 
 if __name__ == "__main__":
