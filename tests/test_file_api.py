@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import collections
 import errno
+import inspect
 import io
 import os
 from pathlib import Path
@@ -24,7 +25,9 @@ import aiofiles  # type: ignore[import-untyped]
 import pytest
 from helpers import rand
 
+import aioposix
 import aioposix._file as aiofiles_like
+import aioposix.threadpool
 from aioposix import Aiocb, AioContext
 from aioposix._file import CHUNK, AsyncBinaryFile, AsyncFile, AsyncTextFile
 from aioposix._file import open as aopen
@@ -159,7 +162,7 @@ async def test_missing_file_and_directory_raise_like_io(aio: Env) -> None:
     with pytest.raises(FileNotFoundError) as missing:
         await aopen(aio.tmp / "missing")
     with pytest.raises(FileNotFoundError) as reference:
-        builtins.open(aio.tmp / "missing")
+        builtins.open(aio.tmp / "missing")  # noqa: SIM115 (it raises)
     assert str(missing.value) == str(reference.value)
     with pytest.raises(IsADirectoryError):
         await aopen(aio.tmp)
@@ -170,7 +173,7 @@ async def test_descriptor_of_a_directory_raises_like_io(aio: Env, closefd: bool)
     fd = os.open(aio.tmp, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with pytest.raises(IsADirectoryError) as reference:
-            builtins.open(fd, "rb", closefd=closefd)
+            builtins.open(fd, "rb", closefd=closefd)  # noqa: SIM115 (it raises)
         with pytest.raises(IsADirectoryError) as got:
             await aopen(fd, "rb", closefd=closefd)
         assert (got.value.errno, str(got.value)) == (errno.EISDIR, str(reference.value))
@@ -759,3 +762,137 @@ async def test_pipe_lines_and_no_seeking(aio: Env) -> None:
         await out.write(b"one\ntwo\n")
         await out.close()
         assert [line async for line in f] == [b"one\n", b"two\n"]
+
+
+# -- aiofiles' surface: the same methods, plain or awaited as aiofiles has them ----------
+
+
+def _aiofiles_split(cls: type) -> dict[str, bool]:
+    """{method: is a coroutine} for the methods aiofiles' wrapper class offers."""
+    return {name: inspect.iscoroutinefunction(getattr(cls, name))
+            for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+
+@pytest.mark.parametrize(("mode", "buffering", "theirs"), [
+    ("rb", -1, aiofiles.threadpool.binary.AsyncBufferedReader),
+    ("rb", 0, aiofiles.threadpool.binary.AsyncFileIO),
+    ("r", -1, aiofiles.threadpool.text.AsyncTextIOWrapper),
+])
+async def test_methods_are_plain_or_awaited_as_in_aiofiles(
+        aio: Env, mode: str, buffering: int, theirs: type) -> None:
+    path = put(aio, b"abc")
+    async with aopen(path, mode, buffering=buffering) as f:
+        for name, is_coroutine in _aiofiles_split(theirs).items():
+            ours = getattr(f, name)
+            assert inspect.iscoroutinefunction(ours) is is_coroutine, name
+
+
+@pytest.mark.parametrize("prop", ["closed", "name", "mode", "raw"])
+async def test_binary_properties_of_aiofiles(aio: Env, prop: str) -> None:
+    path = put(aio, b"abc")
+    with builtins.open(path, "rb") as ref:
+        expected = getattr(ref, prop)
+    async with aopen(path, "rb") as f:
+        got = getattr(f, prop)
+        if prop == "raw":
+            assert isinstance(got, io.FileIO) and got.fileno() == f.fileno()
+            assert (got.name, got.mode) == (expected.name, expected.mode)
+        else:
+            assert got == expected
+
+
+async def test_peek_shows_the_read_ahead_without_moving(aio: Env) -> None:
+    data = rand(3 * CHUNK)
+    path = put(aio, data)
+    async with aopen(path, "rb") as f:
+        assert (await f.peek(10))[:10] == data[:10]
+        assert await f.tell() == 0
+        assert await f.read(5) == data[:5]
+        assert (await f.peek())[:5] == data[5:10]
+        await f.seek(0, os.SEEK_END)
+        assert await f.peek() == b""
+
+
+async def test_readall_reads_to_the_end(aio: Env) -> None:
+    data = rand(5 * CHUNK + 3)
+    path = put(aio, data)
+    async with aopen(path, "rb", buffering=0) as f:
+        await f.seek(3)
+        assert await f.readall() == data[3:]
+        assert await f.readall() == b""
+
+
+async def test_binary_detach_hands_over_the_descriptor_at_the_position(aio: Env) -> None:
+    path = put(aio, b"0123456789")
+    f = await aopen(path, "r+b")
+    assert await f.read(2) == b"01"
+    await f.write(b"ab")  # buffered: detach writes it out
+    raw = f.detach()
+    try:
+        with pytest.raises(ValueError):
+            await f.read()
+        with pytest.raises(ValueError):
+            await f.close()  # as io's close after detach
+        assert raw.read() == b"456789"
+    finally:
+        raw.close()
+    assert path.read_bytes() == b"01ab456789"
+
+
+async def test_text_detach_gives_the_buffer_at_the_text_position(aio: Env) -> None:
+    path = put(aio, b"first\nsecond\n")
+    t = await aopen(path, "r", encoding="utf-8")
+    assert await t.readline() == "first\n"
+    buffer = t.detach()
+    try:
+        with pytest.raises(ValueError):
+            await t.read()
+        assert await buffer.read() == b"second\n"
+    finally:
+        await buffer.close()
+
+
+async def test_file_alias_is_the_plain_file_and_closes_with_it(aio: Env) -> None:
+    path = put(aio, b"abc")
+    async with aopen(path, "rb") as f:
+        assert not f._file.closed and f._file.fileno() == f.fileno()
+    assert f.closed and f._file.closed
+    async with aopen(path, "r") as t:
+        assert not t._file.closed
+    assert t._file.closed
+
+
+async def test_async_with_gives_the_file_to_aiofiles_obj(aio: Env) -> None:
+    path = put(aio, b"abc")
+    opening = aopen(path, "rb")
+    async with opening as f:
+        assert opening._obj is f
+
+
+# -- wrap: an open io object taken over ------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["rb", "r+b", "r", "r+"])
+async def test_wrap_takes_over_at_the_io_position(aio: Env, mode: str) -> None:
+    path = put(aio, b"alpha\nbeta\n")
+    plain = builtins.open(path, mode)  # noqa: SIM115 (the wrapper closes it)
+    plain.readline()
+    f = aioposix.threadpool.wrap(plain)
+    text = "b" not in mode
+    assert isinstance(f, AsyncTextFile if text else AsyncBinaryFile)
+    assert f.name == str(path)
+    assert await f.read() == ("beta\n" if text else b"beta\n")
+    await f.close()
+    assert plain.closed
+
+
+@pytest.mark.parametrize("thing", [int, [1, 2, 3], lambda x: x, io.FileIO])
+def test_wrap_refuses_what_is_not_an_open_io_object(thing: object) -> None:
+    with pytest.raises(TypeError):
+        aioposix.threadpool.wrap(thing)
+
+
+def test_threadpool_names_are_the_aioposix_ones() -> None:
+    assert aioposix.threadpool.open is aioposix.open
+    assert aioposix.threadpool.stdout is aioposix.stdout
+    assert set(aiofiles.threadpool.__all__) <= set(aioposix.threadpool.__all__)
