@@ -20,6 +20,7 @@ rather than its interface, each with why it cannot pass on aioposix.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import re
 import subprocess
@@ -47,12 +48,20 @@ addopts = -p no:cacheprovider
 
 def fetch(dest: Path) -> Path | None:
     """The sdist, downloaded into ``dest``; None when PyPI is out of reach."""
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-           "aiofiles", "-d", str(dest)]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--retries", "1", "--timeout", "20",
+           "--no-deps", "--no-binary", ":all:", _requirement(), "-d", str(dest)]
     if subprocess.run(cmd, capture_output=True).returncode != 0:
         return None
     found = sorted(dest.glob("aiofiles-*.tar.gz"))
     return found[-1] if found else None
+
+
+def _requirement() -> str:
+    """aiofiles at the installed version (the control runs that one), else the latest."""
+    try:
+        return f"aiofiles=={importlib.metadata.version('aiofiles')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "aiofiles"
 
 
 def extract_tests(sdist: Path, dest: Path, module: str) -> Path:
