@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 import pytest
 
 import aioposix
+import aioposix.os.path
 
 CLASSES = ("Aiocb", "SigEvent", "AioContext", "ContextStatistics", "Kqueue", "KEvent",
            "AsyncFile")
@@ -23,7 +24,11 @@ CONSTANTS = (
     "EV_DELETE", "EV_ENABLE", "EV_DISABLE", "EV_ONESHOT", "EV_CLEAR", "EV_DISPATCH",
     "EV_EOF", "EV_ERROR", "NOTE_TRIGGER",
 )
-SPEC_NAMES = (*CLASSES, *FUNCTIONS, *CONSTANTS, "sysctl")
+STREAMS = ("stdin", "stdout", "stderr", "stdin_bytes", "stdout_bytes", "stderr_bytes")
+SPEC_NAMES = (*CLASSES, *FUNCTIONS, *CONSTANTS, *STREAMS, "sysctl")
+# aiofiles' submodules: attributes of the package, not in __all__ (a star import
+# must not shadow the stdlib's os and tempfile)
+SUBMODULES = ("os", "tempfile", "threadpool")
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -39,6 +44,17 @@ def test_every_all_name_exists_once() -> None:
     namespace: dict[str, object] = {}
     exec("from aioposix import *", namespace)
     assert set(aioposix.__all__) <= set(namespace)
+
+
+def test_aiofiles_names_are_there() -> None:
+    import aiofiles  # type: ignore[import-untyped]
+
+    for name in aiofiles.__all__:
+        assert hasattr(aioposix, name), name
+    for name in SUBMODULES:
+        assert inspect.ismodule(getattr(aioposix, name)), name
+        assert name not in aioposix.__all__
+    assert inspect.ismodule(aioposix.os.path)
 
 
 def test_the_facade_defines_nothing_itself() -> None:
