@@ -276,7 +276,7 @@ class AioContext:
         if not (type(buf) is bytearray and type(offset) is int and type(fd) is int
                 and offset >= 0 and cb._ctx is None
                 and cb.nbytes == len(buf) and cb.reqprio == 0 and self._inline
-                and fd <= _FD_MAX and fd not in self._fds and self._loop is _running_loop()
+                and 0 <= fd <= _FD_MAX and fd not in self._fds and self._loop is _running_loop()
                 and self._loop is not None and not self._closing
                 and self._count < self.max_queued and self._fast_sigevent(cb)):
             self._submit(cb, LIO_READ)

@@ -153,15 +153,19 @@ class DaemonPool:
         with self._cond:
             self._watched[id(owner)] = weakref.ref(owner)
 
-    def _next_job(self, done: PoolQueue | None) -> tuple[PoolQueue, Aiocb] | list[Owner] | None:
+    def _next_job(self, finished: list[PoolQueue]
+                  ) -> tuple[PoolQueue, Aiocb] | list[Owner] | None:
         """Finish the last job's accounting and wait for the next job.
+
+        ``finished`` holds the queue of the job just run, and is emptied here:
+        an idle worker must hold no reference to any context.
 
         Returns the job; or contexts to check for a closed loop; or None: the
         worker has been idle for aiod_lifetime and is not needed, time to exit.
         """
         with self._cond:
-            if done is not None:
-                done.active -= 1
+            if finished:
+                finished.pop().active -= 1
             idle_since = time.monotonic()
             while (item := self._select()) is None:
                 self._idle += 1
@@ -186,16 +190,23 @@ class DaemonPool:
 
     def _daemon(self) -> None:
         cond = self._cond  # a fork gives the child a new pool; this thread is the parent's
-        done: PoolQueue | None = None
-        while cond is self._cond and (item := self._next_job(done)) is not None:
-            done = None
+        finished: list[PoolQueue] = []
+        while cond is self._cond and (item := self._next_job(finished)) is not None:
             if isinstance(item, list):
-                for owner in item:
-                    owner._check_orphaned()
+                _check_orphaned(item)
+                item = None
                 continue
-            done, cb = item
+            queue, cb = item
+            item = None
             status, error = _io.run(cb)
-            done.owner._post(cb, status, error)
+            queue.owner._post(cb, status, error)
+            finished.append(queue)
+            del queue, cb  # (while idle, hold nothing of the job or its context)
 
     def after_fork_in_child(self) -> None:
         self._reset()
+
+
+def _check_orphaned(owners: list[Owner]) -> None:
+    for owner in owners:
+        owner._check_orphaned()

@@ -170,6 +170,7 @@ class Ring:
         self._closed = False
         self._orphaned = False  # the loop is gone: completions go to _ring_lost
         self.users = 0  # contexts holding this ring
+        self.overflows = 0  # times overflowed CQEs had to be moved in (a health figure)
         loop.add_reader(self.efd, self._reap)
         REAPER.watch(self, strong=True)
 
@@ -331,6 +332,7 @@ class Ring:
             if not self._overflowed():
                 break
             # move the overflowed CQEs into the CQ (min_complete 0: never waits)
+            self.overflows += 1
             _syscall(_NR_ENTER, self.fd, 0, 0, _ENTER_GETEVENTS, None, 0)
         self._resubmit_backlog()
 

@@ -675,3 +675,53 @@ async def test_no_worker_blocks_on_parked_sockets(aio: Env, ends: Ends) -> None:
             b"%02d" % i for i in range(25)]
         assert aioposix.sysctl["vfs.aio.num_aio_procs"] <= procs
     assert [cb.error for cb in cbs[1::2]] == [errno.ECANCELED] * 25
+
+
+# -- a FIFO after a privilege drop -------------------------------------------------
+
+_DROPPED = """
+import asyncio, os, sys
+import aioposix
+from aioposix import Aiocb, AioContext
+fifo = sys.argv[1]
+os.mkfifo(fifo, 0o600)  # root's, and only root's
+fr = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+fw = os.open(fifo, os.O_WRONLY)
+os.setgid(65534)
+os.setuid(65534)
+async def main():
+    async with AioContext() as ctx:
+        os.write(fw, b"1234")
+        cb = Aiocb(fr, bytearray(4))
+        ctx.aio_read(cb)
+        got = await asyncio.wait_for(cb, 10)
+        parked = Aiocb(fr, bytearray(2))
+        ctx.aio_read(parked)  # nothing there yet: it parks, then the write wakes it
+        await asyncio.sleep(0)
+        os.write(fw, b"xy")
+        more = await asyncio.wait_for(parked, 10)
+        w = Aiocb(fw, b"ab")
+        ctx.aio_write(w)
+        wrote = await asyncio.wait_for(w, 10)
+        print(got, bytes(cb.buf).decode(), more, bytes(parked.buf).decode(), wrote,
+              os.read(fr, 2).decode())
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_fifo_after_a_privilege_drop_still_works(tmp_path: Any, loop: str) -> None:
+    """The fd works after dropping root (the open file was checked at open), so
+    aio_read and aio_write on it must work too, without opening it again."""
+    import subprocess
+    import sys
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop privileges")
+    code = _DROPPED
+    if loop == "uvloop":
+        code = code.replace("asyncio.run(main())", "import uvloop; uvloop.run(main())")
+    os.chmod(tmp_path, 0o755)
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path / "root.fifo")],
+                           capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["4", "1234", "2", "xy", "2", "ab"]

@@ -969,3 +969,39 @@ async def test_lio_kqueue_test(aio: Env, kq: Kqueue) -> None:
                 assert_idle(ctx)
     finally:
         os.close(fd)
+
+
+# -- rundown delivers what it cancels ---------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [0, EV_ONESHOT, EV_CLEAR, EV_DISPATCH],
+                         ids=["level", "oneshot", "clear", "dispatch"])
+async def test_rundown_cancelled_jobs_reach_a_kqueue_that_outlives_the_context(
+        aio: Env, flags: int) -> None:
+    """aclose() cancels parked jobs and frees them; each one's EVFILT_AIO event
+    is still delivered, once, to the Kqueue (a reaper waiting there must not
+    wait forever)."""
+    kq = Kqueue()
+    r, w = os.pipe()
+    try:
+        reaper = asyncio.ensure_future(_events(kq, 4))
+        async with AioContext() as ctx:
+            cbs = [Aiocb(r, bytearray(4), sigevent=SigEvent(
+                SIGEV_KEVENT, kqueue=kq, value=i, kevent_flags=flags)) for i in range(4)]
+            for cb in cbs:
+                ctx.aio_read(cb)
+        events = await asyncio.wait_for(reaper, DEADLINE)
+        assert sorted(ev.udata for ev in events) == [0, 1, 2, 3]
+        assert all(ev.filter == EVFILT_AIO and ev.data == errno.ECANCELED for ev in events)
+        assert await kq.control(None, 8, timeout=QUIET) == []  # once each
+    finally:
+        kq.close()
+        os.close(r)
+        os.close(w)
+
+
+async def _events(kq: Kqueue, n: int) -> list[KEvent]:
+    got: list[KEvent] = []
+    while len(got) < n:
+        got += await kq.control(None, n - len(got))
+    return got

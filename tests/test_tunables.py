@@ -189,3 +189,12 @@ async def test_context_keeps_the_queue_limit_it_copied(aio: Env) -> None:
             assert b"".join(cb.buf for cb in cbs) == b"abc"
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("value", [math.inf, 3600.5, 1e300])
+def test_aiod_timeout_is_bounded(value: float) -> None:
+    """A rundown never waits forever: aiod_timeout past an hour is refused."""
+    before = sysctl["vfs.aio.aiod_timeout"]
+    with pytest.raises(ValueError):
+        sysctl["vfs.aio.aiod_timeout"] = value
+    assert sysctl["vfs.aio.aiod_timeout"] == before
