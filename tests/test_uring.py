@@ -38,9 +38,9 @@ from aioposix import (
     Aiocb,
     AioContext,
     JobState,
+    _loopdata,
     sysctl,
 )
-from aioposix import _loopdata
 from aioposix._uring import Ring
 from aioposix._uring import probe as uring_probe
 
