@@ -46,12 +46,14 @@ def parse_size(text: str) -> int:
 # -- the machine ------------------------------------------------------------------------
 
 
-def _run(cmd: Sequence[str]) -> str | None:
+def _run(cmd: Sequence[str], strip: bool = True) -> str | None:
     try:
         out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=20, cwd=ROOT)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() if strip else out.stdout
 
 
 def _cpu_model() -> str:
@@ -98,11 +100,23 @@ def filesystem(path: str) -> str:
 
 
 def source_tree() -> dict[str, Any]:
-    """The commit of the checkout being measured, and its uncommitted library files."""
+    """The commit of the checkout being measured, its uncommitted library files,
+    and a digest of their diff (which identifies the tree that was measured)."""
     commit = _run(["git", "rev-parse", "--short=12", "HEAD"])
-    dirty = _run(["git", "status", "--porcelain", "--", "aioposix"])
-    return {"commit": commit,
-            "uncommitted": sorted(line[3:] for line in (dirty or "").splitlines() if line)}
+    status = _run(["git", "status", "--porcelain", "--", "aioposix"], strip=False) or ""
+    dirty = sorted(line[3:] for line in status.splitlines() if len(line) > 3)
+    digest = None
+    if dirty:
+        import hashlib
+
+        diff = _run(["git", "diff", "HEAD", "--", "aioposix"], strip=False) or ""
+        untracked = [f for f in dirty if os.path.isfile(os.path.join(ROOT, f))]
+        h = hashlib.sha256(diff.encode())
+        for name in untracked:
+            with contextlib.suppress(OSError), open(os.path.join(ROOT, name), "rb") as f:
+                h.update(f.read())
+        digest = h.hexdigest()[:12]
+    return {"commit": commit, "uncommitted": dirty, "uncommitted_sha256": digest}
 
 
 def machine() -> dict[str, Any]:
@@ -574,7 +588,8 @@ class Workload:
             elif key == "hb_p99_ms":
                 parts.append(f"heartbeat p99 {op} {value:g} ms")
             elif key == "median":
-                parts.append(f"{op} {value:g} {self.unit}")
+                unit = "x" if self.unit == "x" else f" {self.unit}"
+                parts.append(f"{op} {value:g}{unit}")
             else:
                 parts.append(f"{key} {op} {value:g}")
         return ", ".join(parts)

@@ -4,10 +4,10 @@ Workload: ``--jobs`` cached 4 KiB reads at random block offsets of a 16 MiB
 file that is written and read once beforehand, so every read is a page-cache
 hit.  ``--depth`` (64) jobs are kept in flight, the same on every path:
 
-* ``await, natural``: one coroutine keeps a FIFO window of in-flight jobs, a
+* ``await (natural)``: one coroutine keeps a FIFO window of in-flight jobs, a
   new Aiocb per job submitted with ``aioposix.aio_read`` (the loop's default
   context); it awaits the oldest and submits the next;
-* ``await, tuned``: the same with the window's Aiocbs reused on an explicit
+* ``await (tuned)``: the same with the window's Aiocbs reused on an explicit
   AioContext (the reference);
 * ``await + SIGEV_NONE``: the tuned path with a ``SigEvent(SIGEV_NONE)`` on
   every cb (it notifies nothing: what carrying a sigevent costs at submit);
@@ -64,7 +64,7 @@ from aioposix import EV_CLEAR, EV_ONESHOT, SIGEV_KEVENT, SIGEV_NONE, Aiocb, AioC
 BLOCK = 4096
 FILE_BLOCKS = 4096  # a 16 MiB file
 KEVENT_FLAGS = {"oneshot": EV_ONESHOT, "clear": EV_CLEAR, "none": 0}
-NATURAL, TUNED, SEV, KQ, LIMIT = ("await, natural", "await, tuned", "await + SIGEV_NONE",
+NATURAL, TUNED, SEV, KQ, LIMIT = ("await (natural)", "await (tuned)", "await + SIGEV_NONE",
                                   "kqueue", "os.pread loop")
 Job = tuple[int, bytes, bytes]  # (offset, head, tail)
 
