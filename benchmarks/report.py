@@ -205,11 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     docs = load(args.results)
     if not docs:
         raise SystemExit(f"no JSON in {args.results}")
-    ok = render(args.readme, "<!-- results:begin -->", "<!-- results:end -->",
-                readme_table(docs), args.check)
     sections = "\n\n".join(results_section(d) for d in docs)
     ok = render(args.results_md, "<!-- tables:begin -->", "<!-- tables:end -->", sections,
-                args.check) and ok
+                args.check)
+    ok = render(args.readme, "<!-- results:begin -->", "<!-- results:end -->",
+                readme_table(docs), args.check) and ok
     if args.check and not ok:
         print("README.md or benchmarks/RESULTS.md differs from benchmarks/results/*.json: "
               "run python benchmarks/report.py", file=sys.stderr)
