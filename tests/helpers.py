@@ -17,10 +17,29 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
+from aioposix._uring import probe as uring_probe
+
 T = TypeVar("T")
 
-# name: (vfs.aio.backend, vfs.aio.inline), the backends of conftest's ``aio`` fixture
-BACKENDS = {"inline": ("threads", 1), "pool": ("threads", 0), "io_uring": ("io_uring", 0)}
+# name: (vfs.aio.backend, vfs.aio.inline), every backend setting the tests know.
+# "inline": page-cache hits inline, the rest on the worker daemons; "pool": every file
+# job on the daemons; "io_uring": every file job on the ring; "io_uring+inline": the
+# default setting (auto, inline on) where io_uring works: hits inline, the rest on the ring.
+ALL_BACKENDS = {
+    "inline": ("threads", 1),
+    "pool": ("threads", 0),
+    "io_uring": ("io_uring", 0),
+    "io_uring+inline": ("auto", 1),
+}
+# where a file job that is not a page-cache hit runs, on each backend: the fault
+# path of ``aioposix.testing.inject_fault`` that sees it
+SLOW_PATH = {"inline": "pool", "pool": "pool", "io_uring": "io_uring",
+             "io_uring+inline": "io_uring"}
+INLINE = {"inline": True, "pool": False, "io_uring": False, "io_uring+inline": True}
+# the backends that apply on this machine: the io_uring ones only where io_uring works
+# (elsewhere the io_uring setting would quietly run on the pool)
+BACKENDS = {name: setting for name, setting in ALL_BACKENDS.items()
+            if SLOW_PATH[name] != "io_uring" or uring_probe() is None}
 
 # what conftest's ``new_file`` fixture gives: make(data=b"", flags=os.O_RDWR) -> fd
 MakeFile = Callable[..., int]

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from conftest import Env
 
 
+pytestmark = pytest.mark.backends("pool")  # behaviours of the worker daemons
+
+
 @pytest.fixture(autouse=True)
 def pool_only(aio: Env) -> None:
-    if aio.backend != "pool":
-        pytest.skip("a behaviour of the worker daemons")
+    assert aio.backend == "pool"
 
 
 def procs() -> int:

@@ -833,12 +833,11 @@ async def test_reused_parked_read_never_reads_the_socket_it_left(aio: Env) -> No
             s.close()
 
 
+@pytest.mark.backends("inline", "pool")  # file jobs on the pool: its queue holds them
 async def test_cb_cancelled_in_one_context_runs_for_the_next(
         aio: Env, loop_errors: list[dict[str, Any]]) -> None:
     """Rules 3 and 12: after reaping, a cb may go to another context, and only that one
     completes it."""
-    if aio.backend == "io_uring":
-        pytest.skip("file jobs go to the ring: no pool queue holds them")
     fd = aio.file(b"data")
     try:
         a, b = AioContext(max_active=1), AioContext(max_active=1)
