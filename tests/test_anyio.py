@@ -375,7 +375,7 @@ async def test_open_write_read_binary_in_task_group(aio: Env) -> None:
     async def roundtrip(i: int) -> None:
         async with aioposix.open(paths[i], "wb") as f:
             assert await f.write(contents[i]) == len(contents[i])
-        f2 = await aioposix.open(paths[i])  # default mode "rb"
+        f2 = await aioposix.open(paths[i], "rb")  # an explicit binary mode
         try:
             assert await f2.read() == contents[i]
         finally:
