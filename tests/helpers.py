@@ -49,6 +49,20 @@ def open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
+def evict(fd: int) -> None:
+    """Take the file behind ``fd`` out of the page cache (its pages must be clean:
+    written back, e.g. by fsync)."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def cache_only(fd: int, nbytes: int) -> None:
+    """Leave exactly the first ``nbytes`` of the (synced) file in the page cache:
+    evict it, turn readahead off for this open file, and read that part."""
+    evict(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    assert os.pread(fd, nbytes, 0) is not None
+
+
 def rand(n: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(n)
 
