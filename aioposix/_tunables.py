@@ -4,11 +4,19 @@ Each tunable is a record: its sysctl name, default, unit and the reason it
 exists.  `Sysctl` is the mapping users see as ``aioposix.sysctl``; it holds
 the writable values and reads the live counters from a callback, so nothing
 deep inside the library reads a global: the kernel passes values down.
+
+Persistent settings, as sysctl.conf is to a FreeBSD kernel: when the mapping
+is made (at import) it starts from the defaults, then applies the file named
+by the environment variable AIOPOSIX_SYSCTL_FILE (``name = value`` lines,
+``#`` and ``;`` comments), then AIOPOSIX_SYSCTL (``name=value,name=value``).
+A bad entry is skipped with a RuntimeWarning that names it; the rest apply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 
 Value = int | float | str
@@ -90,6 +98,81 @@ def _checked(tunable: Tunable, value: object) -> Value:
     return type(tunable.default)(value)
 
 
+# -- persistent settings (AIOPOSIX_SYSCTL_FILE, AIOPOSIX_SYSCTL) ----------------
+
+ENV_SETTINGS = "AIOPOSIX_SYSCTL"  # name=value,name=value
+ENV_FILE = "AIOPOSIX_SYSCTL_FILE"  # a sysctl.conf-style file
+
+
+def parse_value(name: str, raw: str) -> Value:
+    """``raw`` (text) as the type of tunable ``name``, checked: KeyError for an
+    unknown name, PermissionError for a counter, ValueError or TypeError for
+    a bad value."""
+    if name in COUNTERS:
+        raise PermissionError(f"{name} is read-only")
+    tunable = _BY_NAME[name]
+    raw = raw.strip()
+    if isinstance(tunable.default, str):
+        return _checked(tunable, raw)
+    kind = type(tunable.default)
+    try:
+        number = float(raw) if kind is float else int(raw, 0 if raw[1:2].isalpha() else 10)
+    except ValueError:
+        raise ValueError(f"{name} takes {kind.__name__}, not {raw!r}") from None
+    return _checked(tunable, number)
+
+
+def parse_conf(text: str) -> list[tuple[str, str]]:
+    """The ``(name, raw value)`` pairs of a sysctl.conf-style text; a line
+    without ``=`` comes back with the whole line as its name and no value."""
+    pairs = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if line:
+            name, sep, raw = line.partition("=")
+            pairs.append((name.strip(), raw.strip() if sep else ""))
+    return pairs
+
+
+def parse_env(text: str) -> list[tuple[str, str]]:
+    """The ``(name, raw value)`` pairs of ``name=value,name=value``."""
+    return parse_conf(text.replace(",", "\n"))
+
+
+def persistent_settings(environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """``(where, name, raw)`` from the file, then the variable (later wins)."""
+    found: list[tuple[str, str, str]] = []
+    path = environ.get(ENV_FILE)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                found += [(path, n, v) for n, v in parse_conf(f.read())]
+        except OSError as exc:
+            _warn_setting(f"{ENV_FILE}={path!r} cannot be read ({exc.strerror})")
+    found += [(ENV_SETTINGS, n, v) for n, v in parse_env(environ.get(ENV_SETTINGS, ""))]
+    return found
+
+
+def startup_values(environ: Mapping[str, str] = os.environ) -> dict[str, Value]:
+    """The defaults with the persistent settings applied; bad ones warned of and skipped."""
+    values: dict[str, Value] = {t.name: t.default for t in TUNABLES}
+    for where, name, raw in persistent_settings(environ):
+        try:
+            values[name] = parse_value(name, raw)
+        except KeyError:
+            _warn_setting(f"{where}: unknown sysctl name {name!r}, ignored")
+        except (PermissionError, ValueError, TypeError) as exc:
+            _warn_setting(f"{where}: {exc} (ignored)")
+    return values
+
+
+def _warn_setting(message: str) -> None:
+    warnings.warn(f"aioposix: {message}", RuntimeWarning, stacklevel=3)
+
+
+# -- the mapping ------------------------------------------------------------------
+
+
 class Sysctl(MutableMapping[str, Value]):
     """``aioposix.sysctl``: the tunables by their FreeBSD names, and counters.
 
@@ -99,7 +182,8 @@ class Sysctl(MutableMapping[str, Value]):
 
     def __init__(self, counters: Callable[[], dict[str, Value]],
                  changed: Callable[[], None] = lambda: None) -> None:
-        self._values: dict[str, Value] = {t.name: t.default for t in TUNABLES}
+        self._startup = startup_values()  # the defaults and the persistent settings
+        self._values: dict[str, Value] = dict(self._startup)
         self._counters = counters
         self._changed = changed  # told after every write, for values cached on hot paths
 
@@ -147,8 +231,9 @@ class Sysctl(MutableMapping[str, Value]):
         return float(value)
 
     def reset(self) -> None:
-        """Back to the defaults (tests use this)."""
-        self._values = {t.name: t.default for t in TUNABLES}
+        """Back to the values the process started with: the defaults and the
+        persistent settings (AIOPOSIX_SYSCTL_FILE, AIOPOSIX_SYSCTL).  Tests use this."""
+        self._values = dict(self._startup)
         self._changed()
 
     def __repr__(self) -> str:
