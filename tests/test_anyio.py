@@ -1,4 +1,4 @@
-"""The public API from AnyIO code on the asyncio backend (SPEC.md rules 8 and 27).
+"""The public API from AnyIO code on the asyncio backend (docs/contract.md, rule 8 and 27).
 
 AnyIO cancels through cancel scopes: ``move_on_after`` and ``CancelScope.cancel()``
 end up as a CancelledError thrown into the task at its current await.  Rule 8

@@ -8,7 +8,7 @@ context shows no job in any state, vfs.aio.num_queue_count is back where it
 was, and the process has the same descriptors and the same threads (other
 than the "aiod-*" worker daemons, which live on by design).
 
-A refused submit (SPEC rule 2) also leaves cb.error = the errno, cb.status
+A refused submit (docs/contract.md, rule 2) also leaves cb.error = the errno, cb.status
 = -1, and a cb the context does not know (aio_error: EINVAL).  Two rows fail
 at completion instead, as POSIX allows (a read of a directory, a write past
 the file-size limit): they are awaited.

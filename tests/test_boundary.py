@@ -1,4 +1,4 @@
-"""A read across the cached/uncached boundary (SPEC rules 15 and 17).
+"""A read across the cached/uncached boundary (docs/contract.md, rule 15 and 17).
 
 The file's first half is in the page cache and its second half is not: with
 inline on, the read's RWF_NOWAIT attempt moves the first half and the slow

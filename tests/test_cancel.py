@@ -1,4 +1,4 @@
-"""aio_cancel, cancelled awaits and rundown on regular files (SPEC.md rules 8, 12, 25).
+"""aio_cancel, cancelled awaits and rundown on regular files (docs/contract.md, rule 8, 12, 25).
 
 Keeping a file job queued on purpose: rule 18 says an aio_fsync completes
 only after every job submitted earlier on the same fd has completed, so an
@@ -435,8 +435,9 @@ async def test_await_in_cancelled_task_running_job_reaps_itself(aio: Env,
 
 async def test_cancelled_task_awaiting_done_jobs_leaks_none(aio: Env,
                                                             new_file: MakeFile) -> None:
-    """Awaiting many finished jobs in a row yields to the loop now and then (SPEC
-    section 5); a task cancelled at such a point must still reap the job it awaited."""
+    """Awaiting many finished jobs in a row yields to the loop now and then
+    (docs/contract.md, rule 1); a task cancelled at such a point must still reap
+    the job it awaited."""
     fd = new_file(os.urandom(4096))
     with loop_errors() as errors:
         async with AioContext(max_queued=1000) as ctx:

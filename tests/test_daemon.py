@@ -1,4 +1,4 @@
-"""The daemon pool (SPEC rules 23-24): per-context max_active, fairness, sizing.
+"""The daemon pool (docs/contract.md, rule 23-24): per-context max_active, fairness, sizing.
 
 These are pool behaviours, so they run on the ``pool`` backend only (file
 jobs go to the worker daemons, nothing is served inline).  The pool is

@@ -1,4 +1,4 @@
-"""Submit-time errors (SPEC rules 2, 3, 4 and 23): the errno, and nothing queued.
+"""Submit-time errors (docs/contract.md, rule 2, 3, 4 and 23): the errno, and nothing queued.
 
 Every refusal is checked the same way: the call raises OSError with the
 POSIX errno, cb.error holds that errno and cb.status is -1, the context

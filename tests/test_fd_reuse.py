@@ -1,5 +1,5 @@
 """Every job on a closed and reused fd number finishes on its own file, in full
-(SPEC rule 4): the job holds its own reference to the file it was submitted on."""
+(docs/contract.md, rule 4): the job holds its own reference to the file it was submitted on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The aiofiles-style layer (SPEC.md section 4): ``open()`` and AsyncFile.
+"""The aiofiles-style layer (docs/asyncfile.md): ``open()`` and AsyncFile.
 
 Every method in binary and text modes, positions with every whence, the
 buffers (a read after a write sees it; line iteration costs one job per

@@ -1,4 +1,4 @@
-"""Regular files: SPEC.md section 3 on files (rules 1, 3, 5-10, 13, 15, 18, 19).
+"""Regular files: docs/contract.md on files (rules 1, 3, 5-10, 13, 15, 18, 19).
 
 Data round trips through every kind of buffer, positional I/O that never
 moves the fd offset, O_APPEND order, EOF, every completion style, the

@@ -1,4 +1,4 @@
-"""aio_fsync waits for every earlier job on its fd (SPEC rule 18).
+"""aio_fsync waits for every earlier job on its fd (docs/contract.md, rule 18).
 
 The earlier job is a write to a full pipe: it stays parked until the test
 drains the pipe, so the fsync behind it must stay EINPROGRESS that long, on

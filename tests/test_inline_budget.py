@@ -1,4 +1,4 @@
-"""A task awaiting many inline completions still lets the loop run (SPEC section 5).
+"""A task awaiting many inline completions still lets the loop run (docs/contract.md, rule 1).
 
 Awaiting a job done at submit does not suspend the task; the inline budget
 makes such awaits yield once in a while.  A self-rescheduling timer counts the

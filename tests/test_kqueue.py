@@ -1,4 +1,4 @@
-"""The notification layer (SPEC rules 13 and 19-21): Kqueue, KEvent, SigEvent, lio batches.
+"""The notification layer (docs/contract.md, rules 13, 19-21): Kqueue, KEvent, SigEvent, lio.
 
 What a user sees: EVFILT_AIO events (ident = the cb, udata = the sigevent's
 value, data = the job's errno, EV_EOF), EVFILT_LIO events (ident = the list

@@ -1,4 +1,4 @@
-"""Lifetime (SPEC rules 25-27): rundown, loop shutdown, many loops, fork.
+"""Lifetime (docs/contract.md, rule 25-27): rundown, loop shutdown, many loops, fork.
 
 The rundown is the seed's aio_proc_rundown: queued and parked jobs end
 ECANCELED with their notifications fired, finished jobs are freed, and every

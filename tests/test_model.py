@@ -1,4 +1,4 @@
-"""The contract of SPEC.md section 3, model-checked with random call sequences.
+"""The contract of docs/contract.md, model-checked with random call sequences.
 
 A hypothesis state machine drives one AioContext on one event loop with
 random sequences of submits (aio_read, aio_write, aio_readv, aio_writev and

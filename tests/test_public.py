@@ -1,4 +1,4 @@
-"""The public facade (SPEC section 2, STYLE rule 1): every name is exported."""
+"""The public facade (docs/index.md: the public facade): every name is exported."""
 
 from __future__ import annotations
 

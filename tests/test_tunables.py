@@ -1,4 +1,4 @@
-"""aioposix.sysctl (SPEC rule 22): names, defaults, checks, and what contexts copy."""
+"""aioposix.sysctl (docs/contract.md, rule 22): names, defaults, checks, and what contexts copy."""
 
 from __future__ import annotations
 
