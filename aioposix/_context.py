@@ -34,7 +34,6 @@ import asyncio
 import errno
 import os
 import stat
-import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Sequence
@@ -83,6 +82,7 @@ from ._lio import LioBatch
 from ._notify import SigEvent, deliver
 from ._notify import validate as validate_sigevent
 from ._reaper import REAPER
+from ._running import TRIO_MESSAGE, in_trio, running_loop
 from ._sleepers import Sleepers
 from ._validate import error
 
@@ -117,18 +117,6 @@ def _limit(value: int | None, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} limit must be at least 1")
     return value
-
-
-def asyncio_needed() -> bool:
-    """True when the caller runs under trio (AnyIO's trio backend), not asyncio."""
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    try:
-        trio.lowlevel.current_trio_token()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _check_cb(cb: object) -> None:
@@ -230,9 +218,8 @@ class AioContext:
     def _check_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """RuntimeError unless ``loop`` (the running one) may use this context."""
         if loop is None:
-            if asyncio_needed():
-                raise RuntimeError(
-                    "aioposix needs an asyncio event loop; AnyIO's trio backend is not supported")
+            if in_trio():
+                raise RuntimeError(TRIO_MESSAGE)
             raise RuntimeError("AioContext calls must be made from a running event loop "
                                "(none runs in this thread)")
         if self._loop is not None and loop is not self._loop:
@@ -1156,10 +1143,8 @@ def current_context() -> AioContext:
     """The running loop's default context, made on first use."""
     loop = _running_loop()
     if loop is None:
-        if asyncio_needed():
-            raise RuntimeError(
-                "aioposix needs an asyncio event loop; AnyIO's trio backend is not supported")
-        raise RuntimeError("no running event loop")
+        running_loop()  # raises, saying why (trio, or no loop at all)
+    assert loop is not None
     ctx: AioContext | None = _loopdata.get(loop, "context")
     if ctx is None or ctx.closed:
         ctx = AioContext()
