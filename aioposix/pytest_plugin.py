@@ -26,10 +26,10 @@ from typing import Any, Protocol, TypeVar, cast
 
 import pytest
 
-from ._context import AioContext
-from ._kernel import KERNEL
-from ._tunables import Sysctl
-from .testing import inject_fault
+from aioposix._context.context import AioContext
+from aioposix._kernel.kernel import KERNEL
+from aioposix._kernel.tunables import Sysctl
+from aioposix.testing import inject_fault
 
 __all__ = ["Arm", "aioposix_context", "aioposix_fault", "aioposix_sysctl"]
 

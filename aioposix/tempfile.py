@@ -6,9 +6,9 @@ whose reads and writes are AIO jobs; see docs/asyncfile.md.
 
 from __future__ import annotations
 
-from ._tempfile import NamedTemporaryFile as NamedTemporaryFile
-from ._tempfile import SpooledTemporaryFile as SpooledTemporaryFile
-from ._tempfile import TemporaryDirectory as TemporaryDirectory
-from ._tempfile import TemporaryFile as TemporaryFile
+from aioposix._file.tempfiles import NamedTemporaryFile as NamedTemporaryFile
+from aioposix._file.tempfiles import SpooledTemporaryFile as SpooledTemporaryFile
+from aioposix._file.tempfiles import TemporaryDirectory as TemporaryDirectory
+from aioposix._file.tempfiles import TemporaryFile as TemporaryFile
 
 __all__ = ["NamedTemporaryFile", "SpooledTemporaryFile", "TemporaryDirectory", "TemporaryFile"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._faults import PATHS, WorkerFault, arm, disarm
+from aioposix._core.faults import PATHS, WorkerFault, arm, disarm
 
 __all__ = ["WorkerFault", "inject_fault"]
 

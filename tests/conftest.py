@@ -33,7 +33,7 @@ from helpers import ALL_BACKENDS, BACKENDS, INLINE, SLOW_PATH, MakeFile, open_fd
 
 import aioposix
 from aioposix import Aiocb, AioContext
-from aioposix._kernel import KERNEL
+from aioposix._kernel.kernel import KERNEL
 from aioposix.testing import inject_fault
 
 LOOPS = [

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import probe as uring_probe
 
 T = TypeVar("T")
 

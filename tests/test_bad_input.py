@@ -53,7 +53,7 @@ from aioposix import (
     SigEvent,
     sysctl,
 )
-from aioposix._constants import IOV_MAX
+from aioposix._core.constants import IOV_MAX
 
 if TYPE_CHECKING:
     from conftest import Env

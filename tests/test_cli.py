@@ -22,8 +22,8 @@ import pytest
 from helpers import open_fds
 
 import aioposix
-from aioposix._cli import main
-from aioposix._tunables import TUNABLES
+from aioposix._cli.main import main
+from aioposix._kernel.tunables import TUNABLES
 
 ALL = ("aioposix", "aiofiles", "caio", "sync")
 TINY = ["--size", "4m", "--runtime", "0.2"]

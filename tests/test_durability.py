@@ -44,7 +44,7 @@ import pytest
 from helpers import BACKENDS
 from programs.fsync_writer import BLOCK, NBLOCKS, block, generation_of
 
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import probe as uring_probe
 
 WRITER = Path(__file__).parent / "programs" / "fsync_writer.py"
 KILLS = 5  # children killed per loop and backend

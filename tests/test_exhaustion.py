@@ -30,7 +30,7 @@ import pytest
 from helpers import MakeFile, open_fds, rand, run_on
 
 from aioposix import LIO_READ, LIO_SYNC, LIO_WAIT, LIO_WRITE, Aiocb, AioContext, JobState, sysctl
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import probe as uring_probe
 
 if TYPE_CHECKING:
     from conftest import Env

@@ -26,11 +26,11 @@ import pytest
 from helpers import rand
 
 import aioposix
-import aioposix._file as aiofiles_like
+import aioposix._file.opening as aiofiles_like
 import aioposix.threadpool
 from aioposix import Aiocb, AioContext
-from aioposix._file import CHUNK, AsyncBinaryFile, AsyncFile, AsyncTextFile
-from aioposix._file import open as aopen
+from aioposix._file.opening import CHUNK, AsyncBinaryFile, AsyncFile, AsyncTextFile
+from aioposix._file.opening import open as aopen
 
 if TYPE_CHECKING:
     from conftest import Env

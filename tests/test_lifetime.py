@@ -19,7 +19,7 @@ from helpers import BACKENDS, open_fds, run_in_a_thread, run_on, wait_child
 
 import aioposix
 from aioposix import SIGEV_THREAD, Aiocb, AioContext, SigEvent, sysctl
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import probe as uring_probe
 
 if TYPE_CHECKING:
     from conftest import Env

@@ -64,7 +64,7 @@ from aioposix import (
     AioContext,
     SigEvent,
 )
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import probe as uring_probe
 
 if TYPE_CHECKING:
     from conftest import Env

@@ -20,7 +20,7 @@ import pytest
 import aioposix
 import aioposix.os
 import aioposix.os.path
-from aioposix import _offload
+from aioposix._backends import offload
 
 if TYPE_CHECKING:
     from conftest import Env
@@ -122,7 +122,7 @@ async def test_calls_run_off_the_loop_thread(aio: Env) -> None:
 
 
 async def test_a_job_cancelled_while_queued_is_never_made(aio: Env) -> None:
-    workers = _offload._executor()._max_workers
+    workers = offload._executor()._max_workers
     release = threading.Event()
     started = threading.Semaphore(0)
 
@@ -130,7 +130,7 @@ async def test_a_job_cancelled_while_queued_is_never_made(aio: Env) -> None:
         started.release()
         release.wait(30)
 
-    holders = [asyncio.ensure_future(_offload.run_job(hold)) for _ in range(workers)]
+    holders = [asyncio.ensure_future(offload.run_job(hold)) for _ in range(workers)]
     try:
         for _ in range(workers):  # every worker is busy
             assert await asyncio.to_thread(started.acquire, True, 10)

@@ -28,7 +28,7 @@ from helpers import open_fds
 
 import aioposix
 from aioposix import Aiocb, AioContext, sysctl
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import probe as uring_probe
 
 BLOCK = 4096
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {

@@ -16,7 +16,7 @@ import pytest
 
 import aioposix
 import aioposix.os
-from aioposix._running import TRIO_MESSAGE, running_loop
+from aioposix._core.running import TRIO_MESSAGE, running_loop
 
 pytest.importorskip("trio")
 

@@ -38,11 +38,11 @@ from aioposix import (
     Aiocb,
     AioContext,
     JobState,
-    _loopdata,
     sysctl,
 )
-from aioposix._uring import Ring
-from aioposix._uring import probe as uring_probe
+from aioposix._backends.ring import Ring
+from aioposix._backends.ring import probe as uring_probe
+from aioposix._core import loopdata as _loopdata
 
 if TYPE_CHECKING:
     from conftest import Env

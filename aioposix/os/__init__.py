@@ -9,27 +9,27 @@ See docs/asyncfile.md.
 
 from __future__ import annotations
 
-from .._offload import wrap as wrap
-from .._os import access as access
-from .._os import getcwd as getcwd
-from .._os import link as link
-from .._os import listdir as listdir
-from .._os import makedirs as makedirs
-from .._os import mkdir as mkdir
-from .._os import readlink as readlink
-from .._os import remove as remove
-from .._os import removedirs as removedirs
-from .._os import rename as rename
-from .._os import renames as renames
-from .._os import replace as replace
-from .._os import rmdir as rmdir
-from .._os import scandir as scandir
-from .._os import sendfile as sendfile
-from .._os import stat as stat
-from .._os import statvfs as statvfs
-from .._os import symlink as symlink
-from .._os import unlink as unlink
-from . import path as path
+from aioposix._backends.offload import wrap as wrap
+from aioposix._file.osops import access as access
+from aioposix._file.osops import getcwd as getcwd
+from aioposix._file.osops import link as link
+from aioposix._file.osops import listdir as listdir
+from aioposix._file.osops import makedirs as makedirs
+from aioposix._file.osops import mkdir as mkdir
+from aioposix._file.osops import readlink as readlink
+from aioposix._file.osops import remove as remove
+from aioposix._file.osops import removedirs as removedirs
+from aioposix._file.osops import rename as rename
+from aioposix._file.osops import renames as renames
+from aioposix._file.osops import replace as replace
+from aioposix._file.osops import rmdir as rmdir
+from aioposix._file.osops import scandir as scandir
+from aioposix._file.osops import sendfile as sendfile
+from aioposix._file.osops import stat as stat
+from aioposix._file.osops import statvfs as statvfs
+from aioposix._file.osops import symlink as symlink
+from aioposix._file.osops import unlink as unlink
+from aioposix.os import path
 
 __all__ = [
     "access", "getcwd", "link", "listdir", "makedirs", "mkdir", "path", "readlink", "remove",

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from .._os import abspath as abspath
-from .._os import exists as exists
-from .._os import getatime as getatime
-from .._os import getctime as getctime
-from .._os import getmtime as getmtime
-from .._os import getsize as getsize
-from .._os import isdir as isdir
-from .._os import isfile as isfile
-from .._os import islink as islink
-from .._os import ismount as ismount
-from .._os import samefile as samefile
-from .._os import sameopenfile as sameopenfile
+from aioposix._file.osops import abspath as abspath
+from aioposix._file.osops import exists as exists
+from aioposix._file.osops import getatime as getatime
+from aioposix._file.osops import getctime as getctime
+from aioposix._file.osops import getmtime as getmtime
+from aioposix._file.osops import getsize as getsize
+from aioposix._file.osops import isdir as isdir
+from aioposix._file.osops import isfile as isfile
+from aioposix._file.osops import islink as islink
+from aioposix._file.osops import ismount as ismount
+from aioposix._file.osops import samefile as samefile
+from aioposix._file.osops import sameopenfile as sameopenfile
 
 __all__ = [
     "abspath", "exists", "getatime", "getctime", "getmtime", "getsize", "isdir", "isfile",

@@ -1,0 +1,2 @@
+"""The command line: ``aioposix bench`` and ``aioposix sysctl``.
+"""

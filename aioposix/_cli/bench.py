@@ -1,0 +1,317 @@
+"""``aioposix bench``: a fio-shaped workload runner, aioposix beside its peers.
+
+One workload (rw, bs, iodepth, numjobs, size, runtime, ...) runs on one
+file, filled and read once into the page cache, with each engine in turn
+(``_bench_engines`` says how each is used).  An engine runs ``numjobs``
+jobs at once, each a thread with its own event loop and ``iodepth`` tasks
+(the sync engine: one task); the jobs open their sessions, meet at a
+barrier, run ``ramp_time`` seconds uncounted and then ``runtime`` seconds
+counted, and their figures are summed (``_bench_report``).  Reads end with
+a check that one block read through the engine equals ``os.pread``'s.
+
+The aioposix engine uses the loop's default context, which copies its
+quotas from ``aioposix.sysctl`` when it is made: a workload deeper than
+those quotas raises them for the run, with a note on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from aioposix._cli.engines import Meter, Session, Skip, Workload, make_picker, open_session
+from aioposix._cli.report import (
+    MiB,
+    Progress,
+    Result,
+    describe_workload,
+    json_text,
+    make_progress,
+    normal_text,
+    plot,
+    set_ratios,
+    summarize,
+)
+from aioposix._kernel.kernel import KERNEL
+
+RW_MODES = ("read", "write", "randread", "randwrite", "rw", "readwrite", "randrw")
+DEFAULT_RUNTIME = 4.0  # seconds per engine: the four defaults take about 20 s in all
+BARRIER_TIMEOUT = 60.0  # seconds the jobs of an engine wait for each other to be ready
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+class UsageError(Exception):
+    """A bad command line or setting: printed to stderr, exit status 2.
+    (Defined here because the runner finds some of them: a missing uvloop, a
+    filesystem without O_DIRECT.)"""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the results go."""
+
+    format: str = "normal"  # normal or json
+    output: str | None = None  # a file for them instead of stdout
+    plot: str | None = None  # the PNG chart's path
+    percentiles: tuple[float, ...] = ()  # the clat percentiles to report
+
+
+# -- one job ----------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one job of an engine came back with."""
+
+    meter: Meter | None = None
+    seconds: float = 0.0
+    skipped: str | None = None
+    error: str | None = None
+    verified: bool | None = None
+
+
+async def drive(session: Session, w: Workload, meters: list[Meter],
+                job: int) -> tuple[Meter, float]:
+    """Run the session's tasks until the deadline: (the meter, measured seconds)."""
+    workers = [await session.worker() for _ in range(session.tasks)]
+    start = time.perf_counter_ns()
+    ramp_end = start + int(w.ramp_time * 1e9)
+    meter = Meter(ramp_end, ramp_end + int(w.runtime * 1e9), w.fsync)
+    meters.append(meter)  # the progress bar reads it from the main thread
+    cursor = [0]  # the job's tasks walk sequential modes together
+    seed = w.seed + job * len(workers)
+    tasks = [asyncio.create_task(worker(make_picker(w, cursor, seed + i), meter))
+             for i, worker in enumerate(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return meter, max(time.perf_counter_ns() - ramp_end, 1) / 1e9
+
+
+async def verify(session: Session, w: Workload) -> bool:
+    """One random block through the engine equals os.pread's."""
+    offset = random.Random(w.seed).randrange(w.blocks) * w.bs
+    fd = os.open(w.path, os.O_RDONLY)
+    try:
+        return await session.read_block(offset) == os.pread(fd, w.bs, offset)
+    finally:
+        os.close(fd)
+
+
+async def run_job(name: str, w: Workload, index: int, barrier: threading.Barrier,
+                  meters: list[Meter]) -> Outcome:
+    payload = random.Random(w.seed).randbytes(w.bs)
+    try:
+        session = await open_session(name, w, payload)
+    except Skip as why:
+        barrier.abort()
+        return Outcome(skipped=str(why))
+    try:
+        barrier.wait(BARRIER_TIMEOUT)  # every job ready before any clock starts
+        meter, seconds = await drive(session, w, meters, index)
+        verified = await verify(session, w) if w.reads and index == 0 else None
+        return Outcome(meter, seconds, verified=verified)
+    finally:
+        await session.close()
+
+
+def job_thread(name: str, w: Workload, index: int, factory: LoopFactory,
+               barrier: threading.Barrier, meters: list[Meter], out: list[Outcome]) -> None:
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            out[index] = runner.run(run_job(name, w, index, barrier, meters))
+    except threading.BrokenBarrierError:
+        out[index] = Outcome(error="another job of this engine did not start")
+    except Exception as exc:  # the report says which engine failed and why
+        barrier.abort()
+        out[index] = Outcome(error=f"{type(exc).__name__}: {exc}")
+
+
+# -- one engine -------------------------------------------------------------------
+
+
+def run_engine(name: str, w: Workload, factory: LoopFactory, progress: Progress,
+               percentiles: Sequence[float]) -> Result:
+    """``numjobs`` jobs of engine ``name`` at once, their figures summed."""
+    barrier = threading.Barrier(w.numjobs)
+    meters: list[Meter] = []
+    outcomes = [Outcome(error="the job did not finish")] * w.numjobs
+    threads = [threading.Thread(target=job_thread, name=f"bench-{name}-{i}", daemon=True,
+                                args=(name, w, i, factory, barrier, meters, outcomes))
+               for i in range(w.numjobs)]
+    progress.start(name)
+    span, start = w.ramp_time + w.runtime, time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.1)
+            progress.update((time.perf_counter() - start) / span,
+                            sum(len(m.latencies) for m in list(meters)))
+    progress.stop()
+    return combine(name, w, outcomes, percentiles)
+
+
+def combine(name: str, w: Workload, outcomes: list[Outcome],
+            percentiles: Sequence[float]) -> Result:
+    skipped = next((o.skipped for o in outcomes if o.skipped), None)
+    if skipped:
+        return Result(name, skipped=skipped)
+    failed = [o.error for o in outcomes if o.error]
+    real = [e for e in failed if not e.startswith("another job")]
+    if failed:
+        return Result(name, error=(real or failed)[0])
+    jobs = [(o.meter, o.seconds) for o in outcomes if o.meter is not None]
+    result = summarize(name, w, jobs, percentiles)
+    result.verified = outcomes[0].verified
+    return result
+
+
+def loop_factory(name: str) -> LoopFactory:
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        raise UsageError("--loop uvloop: uvloop is not installed") from None
+    factory: LoopFactory = uvloop.new_event_loop
+    return factory
+
+
+@contextlib.contextmanager
+def room(w: Workload) -> Iterator[None]:
+    """Quotas for numjobs x iodepth jobs in flight (the default contexts copy
+    them when they are made), put back afterwards."""
+    need = {"vfs.aio.max_aio_queue_per_proc": w.iodepth, "vfs.aio.max_buf_aio": w.iodepth,
+            "vfs.aio.max_aio_queue": w.iodepth * w.numjobs}
+    old = {name: KERNEL.sysctl.get_int(name) for name in need}
+    try:
+        for name, value in need.items():
+            if old[name] < value:
+                KERNEL.sysctl[name] = value
+                note(f"{name} raised to {value} for this run (iodepth {w.iodepth}, "
+                     f"numjobs {w.numjobs})")
+        yield
+    finally:
+        for name, value in old.items():
+            KERNEL.sysctl[name] = value
+
+
+# -- the file ---------------------------------------------------------------------
+
+
+def fill(path: str, start: int, size: int) -> None:
+    """Random bytes from ``start`` to ``size``, on disk (not only dirty pages)."""
+    rng = random.Random(0)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for offset in range(start, size, 4 * MiB):
+            os.pwrite(fd, rng.randbytes(min(4 * MiB, size - offset)), offset)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def cache(path: str, size: int) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for offset in range(0, size, 4 * MiB):
+            os.pread(fd, 4 * MiB, offset)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def bench_file(path: str | None, size: int) -> Iterator[str]:
+    """The file to run on, filled to ``size`` and read once into the page
+    cache; a temporary one (removed afterwards) when no path is given."""
+    if path is None:
+        fd, tmp = tempfile.mkstemp(prefix="aioposix-bench-")
+        os.close(fd)
+        try:
+            fill(tmp, 0, size)
+            cache(tmp, size)
+            yield tmp
+        finally:
+            os.unlink(tmp)
+        return
+    have = os.path.getsize(path) if os.path.exists(path) else 0
+    if have < size:
+        fill(path, have, size)
+    cache(path, size)
+    yield path
+
+
+def check_direct(path: str) -> None:
+    if not _O_DIRECT:
+        raise UsageError("--direct=1: O_DIRECT does not exist on this platform")
+    try:
+        os.close(os.open(path, os.O_RDONLY | _O_DIRECT))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        raise UsageError(f"--direct=1: the filesystem of {path} does not support O_DIRECT") \
+            from None
+
+
+# -- the run ----------------------------------------------------------------------
+
+
+def note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)
+
+
+def report(w: Workload, results: list[Result], out: Outputs) -> int:
+    """Print and write the results: the exit status (1 if an engine failed)."""
+    set_ratios(results)
+    text = json_text(w, results) if out.format == "json" else normal_text(w, results)
+    if out.output:
+        with open(out.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    for r in results:
+        if r.skipped:
+            note(f"{r.engine} skipped: {r.skipped}")
+    if out.plot:
+        why = plot(out.plot, describe_workload(w), results)
+        if why:
+            note(why)
+    failed = [r for r in results if r.error or r.verified is False]
+    for r in failed:
+        print(f"error: {r.engine}: {r.error or 'a block read back differs from os.pread'}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def bench(w: Workload, engines: Sequence[str], factory: LoopFactory, file: str | None,
+          out: Outputs) -> int:
+    """Run ``w`` with each engine on ``file`` (None: a temporary file) and
+    report: the exit status.  ``w.path`` is filled in once the file exists."""
+    with bench_file(file, w.size) as path:
+        w = replace(w, path=path)
+        if w.direct:
+            check_direct(path)
+        progress = make_progress(sys.stdout.isatty() and sys.stderr.isatty())
+        try:
+            with room(w) if "aioposix" in engines else contextlib.nullcontext():
+                results = [run_engine(name, w, factory, progress, out.percentiles)
+                           for name in engines]
+        finally:
+            progress.close()
+    return report(w, results, out)

@@ -1,0 +1,374 @@
+"""The engines of ``aioposix bench``, each used the way its own users use it.
+
+- ``aioposix``: the module-level calls on the loop's default context, a new
+  ``Aiocb`` per op: ``cb = Aiocb(fd, buf, bs, offset)``,
+  ``aioposix.aio_read(cb)``, ``await cb``; ``--fsync`` is ``aio_fsync``.
+- ``aiofiles``: one ``aiofiles.open`` handle per task, ``seek`` then
+  ``read``/``write``; ``--fsync`` is ``os.fsync`` through ``aiofiles.os.wrap``.
+- ``caio``: one ``caio.AsyncioContext`` per job, ``read(n, fd, offset)`` /
+  ``write(data, fd, offset)`` / ``fsync(fd)``.
+- ``sync``: one task of plain ``os.pread``/``os.pwrite`` with no concurrency,
+  the ceiling an event loop pays to get near.
+
+Each task issues ops back to back until the deadline; an op's latency runs
+from just before the submit to just after the await returns
+(``perf_counter_ns``), and only ops that start after the ramp are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import mmap
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from aioposix._context.calls import aio_fsync, aio_read, aio_write
+from aioposix._core.job import Aiocb
+
+ENGINE_NAMES = ("aioposix", "aiofiles", "caio", "sync")
+SYNC_YIELD_EVERY = 1024  # sync ops between yields, so that other jobs' loops are not starved
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+@dataclass(frozen=True)
+class Workload:
+    rw: str  # read, write, randread, randwrite, rw (= readwrite), randrw
+    bs: int
+    iodepth: int
+    size: int  # bytes, a whole number of blocks
+    runtime: float  # measured seconds per engine
+    direct: bool
+    path: str
+    seed: int
+    loop: str  # the event loop's name: asyncio or uvloop
+    numjobs: int = 1  # threads, each with its own loop and iodepth tasks
+    rwmixread: int = 50  # percent of reads in the mixed modes
+    ramp_time: float = 0.0  # seconds run before the measurement starts
+    fsync: int = 0  # an fsync after every this many writes of a job (0: never)
+
+    @property
+    def blocks(self) -> int:
+        return self.size // self.bs
+
+    @property
+    def mixed(self) -> bool:
+        return self.rw in ("rw", "randrw")
+
+    @property
+    def reads(self) -> bool:
+        return self.rw in ("read", "randread") or (self.mixed and self.rwmixread > 0)
+
+    @property
+    def writes(self) -> bool:
+        return self.rw in ("write", "randwrite") or (self.mixed and self.rwmixread < 100)
+
+    @property
+    def flags(self) -> int:
+        mode = os.O_RDWR if self.writes else os.O_RDONLY
+        return mode | (_O_DIRECT if self.direct else 0)
+
+
+Picker = Callable[[], tuple[bool, int]]  # the next op: (is a write, offset)
+
+
+def make_picker(w: Workload, cursor: list[int], seed: int) -> Picker:
+    """Where each op goes.  Sequential modes share ``cursor`` between a job's
+    tasks, so they walk the file together as fio's do; random modes draw
+    block numbers; the mixed modes read ``rwmixread`` percent of the time."""
+    bs, blocks, end = w.bs, w.blocks, w.blocks * w.bs
+    rng = random.Random(seed)
+    coin, share, always = rng.random, w.rwmixread / 100, w.rw in ("write", "randwrite")
+    direction: Callable[[], bool] = (lambda: coin() >= share) if w.mixed else (lambda: always)
+    if not w.rw.startswith("rand"):
+        def sequential() -> tuple[bool, int]:
+            offset = cursor[0]
+            cursor[0] = (offset + bs) % end
+            return direction(), offset
+        return sequential
+    draw = rng.randrange
+    return lambda: (direction(), draw(blocks) * bs)
+
+
+def make_buffer(w: Workload, fill: bytes | None = None) -> bytearray | mmap.mmap:
+    """A block buffer: page-aligned (an anonymous mmap) for O_DIRECT."""
+    if not w.direct:
+        return bytearray(fill) if fill is not None else bytearray(w.bs)
+    buf = mmap.mmap(-1, w.bs)
+    if fill is not None:
+        buf[:] = fill
+    return buf
+
+
+def optional(name: str) -> ModuleType | None:
+    """An optional dependency, or None when it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+# -- measuring ------------------------------------------------------------------
+
+
+@dataclass
+class Meter:
+    """Shared by one job's tasks: the clock's marks and what was measured."""
+
+    ramp_end_ns: int  # ops that start before this are not counted
+    deadline_ns: int
+    fsync_every: int = 0
+    latencies: list[int] = field(default_factory=list)  # ns, one per counted op
+    reads: int = 0
+    writes_counted: int = 0
+    writes: int = 0  # every write, ramp included: the --fsync count
+    syncs: list[int] = field(default_factory=list)  # ns, one per counted fsync
+
+
+AsyncOp = Callable[[int], Awaitable[object]]  # offset -> awaitable op
+Worker = Callable[[Picker, Meter], Coroutine[Any, Any, None]]
+
+
+def count(meter: Meter, is_write: bool, t0: int, t1: int) -> None:
+    if t0 >= meter.ramp_end_ns:
+        meter.latencies.append(t1 - t0)
+        if is_write:
+            meter.writes_counted += 1
+        else:
+            meter.reads += 1
+
+
+async def async_loop(read: AsyncOp, write: AsyncOp, sync: Callable[[], Awaitable[object]],
+                     pick: Picker, meter: Meter) -> None:
+    """One task of an async engine: ops back to back until the deadline."""
+    clock, deadline, every = time.perf_counter_ns, meter.deadline_ns, meter.fsync_every
+    while True:
+        is_write, offset = pick()
+        t0 = clock()
+        await (write(offset) if is_write else read(offset))
+        t1 = clock()
+        count(meter, is_write, t0, t1)
+        if is_write and every:
+            meter.writes += 1
+            if meter.writes % every == 0:
+                await sync()
+                if t1 >= meter.ramp_end_ns:
+                    meter.syncs.append(clock() - t1)
+        if t1 >= deadline:
+            return
+
+
+async def sync_loop(read: Callable[[int], object], write: Callable[[int], object],
+                    sync: Callable[[], object], pick: Picker, meter: Meter) -> None:
+    """The sync engine's only task; it yields once per SYNC_YIELD_EVERY ops."""
+    clock, deadline, every = time.perf_counter_ns, meter.deadline_ns, meter.fsync_every
+    while True:
+        for _ in range(SYNC_YIELD_EVERY):
+            is_write, offset = pick()
+            t0 = clock()
+            write(offset) if is_write else read(offset)
+            t1 = clock()
+            count(meter, is_write, t0, t1)
+            if is_write and every:
+                meter.writes += 1
+                if meter.writes % every == 0:
+                    sync()
+                    if t1 >= meter.ramp_end_ns:
+                        meter.syncs.append(clock() - t1)
+            if t1 >= deadline:
+                return
+        await asyncio.sleep(0)
+
+
+# -- engines --------------------------------------------------------------------
+
+
+class Skip(Exception):
+    """The engine cannot run this workload here (the message says why)."""
+
+
+class Session(ABC):
+    """One engine of one job, opened on the workload's file in the job's loop."""
+
+    tasks: int  # tasks to run at once: the iodepth, or 1
+
+    @abstractmethod
+    async def worker(self) -> Worker:
+        """Per-task state (handles, buffers), made before the clock starts."""
+
+    @abstractmethod
+    async def read_block(self, offset: int) -> bytes:
+        """One block read through the engine, for the final check."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class AioposixSession(Session):
+    """The natural API: a new Aiocb per op, the module-level calls, ``await cb``."""
+
+    def __init__(self, w: Workload, payload: bytes) -> None:
+        self.w, self.payload, self.tasks = w, payload, w.iodepth
+        self.fd = os.open(w.path, w.flags)
+
+    async def worker(self) -> Worker:
+        fd, bs = self.fd, self.w.bs
+        rbuf, wbuf = make_buffer(self.w), make_buffer(self.w, self.payload)
+
+        def read(offset: int) -> Aiocb:
+            cb = Aiocb(fd, rbuf, bs, offset)
+            aio_read(cb)
+            return cb
+
+        def write(offset: int) -> Aiocb:
+            cb = Aiocb(fd, wbuf, bs, offset)
+            aio_write(cb)
+            return cb
+
+        def sync() -> Aiocb:
+            cb = Aiocb(fd)
+            aio_fsync(os.O_SYNC, cb)
+            return cb
+        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
+
+    async def read_block(self, offset: int) -> bytes:
+        cb = Aiocb(self.fd, make_buffer(self.w), self.w.bs, offset)
+        aio_read(cb)
+        n = await cb
+        return bytes(cb.buf[:n])
+
+    async def close(self) -> None:
+        os.close(self.fd)
+
+
+class AiofilesSession(Session):
+    def __init__(self, w: Workload, payload: bytes, aiofiles: ModuleType) -> None:
+        if w.direct:
+            raise Skip("aiofiles goes through Python's buffered files, which cannot do O_DIRECT")
+        self.w, self.payload, self.tasks = w, payload, w.iodepth
+        self.mode = "r+b" if w.writes else "rb"
+        self.open = aiofiles.open
+        self.fsync = importlib.import_module("aiofiles.os").wrap(os.fsync)
+        self.files: list[Any] = []
+
+    async def _file(self) -> Any:
+        f = await self.open(self.w.path, self.mode)
+        self.files.append(f)
+        return f
+
+    async def worker(self) -> Worker:
+        f, bs, payload, fsync = await self._file(), self.w.bs, self.payload, self.fsync
+
+        async def read(offset: int) -> None:
+            await f.seek(offset)
+            await f.read(bs)
+
+        async def write(offset: int) -> None:
+            await f.seek(offset)
+            await f.write(payload)
+
+        async def sync() -> None:
+            await f.flush()
+            await fsync(f.fileno())
+        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
+
+    async def read_block(self, offset: int) -> bytes:
+        f = await self._file()
+        await f.seek(offset)
+        data: bytes = await f.read(self.w.bs)
+        return data
+
+    async def close(self) -> None:
+        while self.files:
+            await self.files.pop().close()
+
+
+class CaioSession(Session):
+    def __init__(self, w: Workload, payload: bytes, caio: ModuleType) -> None:
+        self.w, self.payload, self.tasks = w, payload, w.iodepth
+        self.ctx = caio.AsyncioContext(max_requests=w.iodepth, loop=asyncio.get_running_loop())
+        try:
+            self.fd = os.open(w.path, w.flags)
+        except BaseException:
+            self.ctx.close()
+            raise
+
+    async def probe(self) -> None:
+        """caio reads into buffers of its own, which O_DIRECT may refuse."""
+        try:
+            await self.ctx.read(self.w.bs, self.fd, 0)
+        except (OSError, SystemError) as exc:
+            await self.close()
+            raise Skip(f"caio cannot read this file ({exc})") from None
+
+    async def worker(self) -> Worker:
+        ctx, fd, bs, payload = self.ctx, self.fd, self.w.bs, self.payload
+
+        def read(offset: int) -> Awaitable[bytes]:
+            return ctx.read(bs, fd, offset)  # type: ignore[no-any-return]
+
+        def write(offset: int) -> Awaitable[int]:
+            return ctx.write(payload, fd, offset)  # type: ignore[no-any-return]
+
+        def sync() -> Awaitable[None]:
+            return ctx.fsync(fd)  # type: ignore[no-any-return]
+        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
+
+    async def read_block(self, offset: int) -> bytes:
+        data: bytes = await self.ctx.read(self.w.bs, self.fd, offset)
+        return data
+
+    async def close(self) -> None:
+        try:
+            self.ctx.close()
+        finally:
+            os.close(self.fd)
+
+
+class SyncSession(Session):
+    def __init__(self, w: Workload, payload: bytes) -> None:
+        self.w, self.tasks = w, 1
+        self.fd = os.open(w.path, w.flags)
+        self.rbuf = make_buffer(w)
+        self.wbuf = make_buffer(w, payload)
+
+    async def worker(self) -> Worker:
+        fd = self.fd
+        if self.w.direct:  # into and from the aligned buffers
+            read: Callable[[int], object] = functools.partial(os.preadv, fd, [self.rbuf])
+            write: Callable[[int], object] = functools.partial(os.pwritev, fd, [self.wbuf])
+        else:
+            read = functools.partial(os.pread, fd, self.w.bs)
+            write = functools.partial(os.pwrite, fd, bytes(self.wbuf))
+        sync = functools.partial(os.fsync, fd)
+        return lambda pick, meter: sync_loop(read, write, sync, pick, meter)
+
+    async def read_block(self, offset: int) -> bytes:
+        n = os.preadv(self.fd, [self.rbuf], offset)
+        return bytes(self.rbuf[:n])
+
+    async def close(self) -> None:
+        os.close(self.fd)
+
+
+async def open_session(name: str, w: Workload, payload: bytes) -> Session:
+    """The engine ``name`` opened on the file; Skip if it cannot run here."""
+    if name == "aioposix":
+        return AioposixSession(w, payload)
+    if name == "sync":
+        return SyncSession(w, payload)
+    module = optional(name)
+    if module is None:
+        raise Skip(f"{name} is not installed")
+    if name == "aiofiles":
+        return AiofilesSession(w, payload, module)
+    session = CaioSession(w, payload, module)
+    await session.probe()
+    return session

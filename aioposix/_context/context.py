@@ -1,0 +1,681 @@
+"""AioContext: one "process" of the AIO kernel (vfs_aio.c's ``struct kaioinfo``).
+
+A context owns its jobs from submit to reap, with vfs_aio.c's quotas:
+``max_queued`` jobs not yet reaped (EAGAIN past it), ``max_active`` jobs
+running in the daemon pool at once, ``max_buf`` jobs in the kernel path.
+
+The way of a job (docs/architecture.md draws it, with the module of each step):
+1. submit: checked and snapshotted (``aioposix._context.submit``);
+2. admit: counted against the quotas and marked in flight
+   (``aioposix._kernel.quotas``), the only place that does so;
+3. route: ``aioposix._routing.route`` says where it runs;
+4. backend: inline now (``aioposix._backends.inline``), or handed to the
+   readiness bridge, the io_uring ring or the daemon pool through the one
+   backend contract (``aioposix._core.contract``), holding its own dup of
+   the fd so a closed and reused fd number never receives its data;
+5. complete: the backend reports ``(job, result, errno)`` to ``_finish``,
+   which updates the bookkeeping first;
+6. notify: then the waiter, the sigevent, the lio batch and the sleepers, on
+   the loop thread, never inside a submit call (docs/contract.md, rule 21);
+7. reap: aio_return, ``await cb`` or aio_waitcomplete.
+
+Per-fd order: ``_fds`` keeps, per fd number, the jobs that went past the
+inline attempt, in submission order.  An fsync (and an O_APPEND write)
+waits there as WAITING until every job before it has finished: vfs_aio.c's
+fsync barrier, and O_APPEND writes landing in submission order.
+
+Each job lives in exactly one of: ``_fds`` (in flight), ``_done`` (finished,
+not reaped), nowhere (reaped).  ``_quota.count`` is their sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from typing import Any, Self
+
+from aioposix._backends.bridge import Bridge, BridgePort, bridge_for
+from aioposix._backends.inline import RWF_NOWAIT, Inline
+from aioposix._backends.pool import POOL, PoolPort
+from aioposix._backends.ring import RingPort
+from aioposix._context import listio, rundown, submit, waits
+from aioposix._context.checks import ContextStatistics, check_cb, limit
+from aioposix._core import faults
+from aioposix._core.constants import (
+    AIO_ALLDONE,
+    AIO_CANCELED,
+    AIO_NOTCANCELED,
+    LIO_DSYNC,
+    LIO_READ,
+    LIO_READV,
+    LIO_SYNC,
+    LIO_WRITE,
+    LIO_WRITEV,
+)
+from aioposix._core.contract import Backend, Notice, Route, TakeBack
+from aioposix._core.errors import einval, failed
+from aioposix._core.fdqueue import FdQueue
+from aioposix._core.job import DONE, IDLE, KERNEL, PARKED, QUEUED, RUNNING, WAITING, Aiocb
+from aioposix._core.running import TRIO_MESSAGE, in_trio
+from aioposix._core.sigevent import SigEvent
+from aioposix._core.sleepers import Sleepers
+from aioposix._kernel.kernel import KERNEL as _KERNEL
+from aioposix._kernel.quotas import Quota
+from aioposix._kernel.reaper import REAPER
+from aioposix._notify.lio import LioBatch
+from aioposix._notify.sigevent import deliver
+from aioposix._routing import Facts, is_pollable, writable_stat
+from aioposix._routing import route as route_of
+
+_preadv = os.preadv
+_running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
+_FD_MAX = 0x7FFFFFFF
+
+# Inline completions awaited in one loop iteration before an await of a job
+# already done yields to the loop once (see AioContext.await_job).
+YIELD_EVERY = 384
+
+
+class AioContext:
+    """The per-"process" AIO state: queues, quotas and every AIO call.
+
+    ``max_active``, ``max_queued`` and ``max_buf`` default to the sysctls
+    vfs.aio.max_aio_per_proc, max_aio_queue_per_proc and max_buf_aio, copied
+    when the context is made.  Use it as ``async with AioContext() as ctx``;
+    leaving the block runs it down (see ``aclose``).
+    """
+
+    _quota = Quota(0)  # (class defaults: __del__ may meet a context whose __init__ failed)
+    _fds: dict[int, FdQueue] = {}  # noqa: RUF012
+
+    def __init__(self, *, max_active: int | None = None, max_queued: int | None = None,
+                 max_buf: int | None = None) -> None:
+        self.max_active = limit(max_active, "vfs.aio.max_aio_per_proc")
+        self.max_queued = limit(max_queued, "vfs.aio.max_aio_queue_per_proc")
+        self.max_buf = limit(max_buf, "vfs.aio.max_buf_aio")
+        self._quota = Quota(self.max_queued)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._closing = False
+        self._fds: dict[int, FdQueue] = {}  # {fd number: its jobs in flight}
+        self._done: dict[Aiocb, None] = {}  # {cb: None} finished, in completion order
+        self._batch: dict[Route, list[Aiocb]] | None = None  # an lio_listio's jobs, per route
+        self._later: list[Notice] = []  # notifications due after the current call
+        self._in_call = 0  # > 0 inside a call of ours that may finish jobs (submit, cancel)
+        self._waiters = Sleepers()  # aio_suspend, aio_waitcomplete and rundown
+        self._streak = 0  # inline completions awaited in this loop iteration
+        self._inline = Inline() if _KERNEL.sysctl["vfs.aio.inline"] else None
+        self._ring_files = _KERNEL.backend() == "io_uring"  # regular files via io_uring
+        self._ring_usable = self._ring_files or _KERNEL.ring_unavailable() is None
+        self._pool = PoolPort(POOL, self, self.max_active, self._finish, self._orphan)
+        self._ports: dict[Route, Backend] = {Route.POOL: self._pool}
+        self._bridge: Bridge | None = None
+        self._ring: RingPort | None = None  # the loop's ring, once this context used it
+        self._buf_jobs = 0  # jobs routed to the kernel path and not finished (max_buf)
+        self._sentinel: object = None  # runs the context down at loop shutdown
+        self._default = False  # the default context of its loop
+        _KERNEL.contexts.add(self)
+
+    # -- the loop ----------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The context's loop, checked to be the one running here (rule 27).
+
+        A context belongs to the loop it is first used on: every call from
+        anywhere else (another loop, a thread with no running loop) raises
+        RuntimeError before anything is queued.
+        """
+        loop = _running_loop()
+        if loop is None or loop is not self._loop or self._closing:
+            return self._bind_slow(loop)
+        return loop
+
+    def _bind_slow(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+        self._check_loop(loop)
+        if self._closed or self._closing:
+            raise RuntimeError("the AioContext is closed")
+        if self._loop is None:
+            assert loop is not None
+            self._loop = loop
+            self._bridge = bridge_for(loop)
+            self._ports[Route.BRIDGE] = BridgePort(self._bridge, self._finish)
+            self._pool.bind(loop)
+            self._sentinel = rundown.shutdown_hook(self)
+            REAPER.watch(self)
+        return self._loop
+
+    def _check_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """RuntimeError unless ``loop`` (the running one) may use this context."""
+        if loop is None:
+            if in_trio():
+                raise RuntimeError(TRIO_MESSAGE)
+            raise RuntimeError("AioContext calls must be made from a running event loop "
+                               "(none runs in this thread)")
+        if self._loop is not None and loop is not self._loop:
+            raise RuntimeError("this AioContext belongs to another event loop; use "
+                               "aioposix.current_context() or a context made on this loop")
+
+    def _check_open(self) -> None:
+        """RuntimeError if the context is closed or this is not its loop (rule 27)."""
+        if self._closed:
+            raise RuntimeError("the AioContext is closed")
+        loop = _running_loop()
+        if loop is None or (loop is not self._loop and self._loop is not None):
+            self._check_loop(loop)
+
+    # -- submission: the fast paths --------------------------------------------
+
+    def aio_read(self, cb: Aiocb) -> None:
+        """Queue a read of cb.nbytes at cb.offset into cb.buf."""
+        if type(cb) is not Aiocb:
+            check_cb(cb)
+        # The hot case, in one piece: a whole bytearray, a plain offset, no
+        # sigevent, inline on and nothing else of ours in flight on the fd:
+        # route's first rule.  The job is admitted and the read tried straight
+        # away; anything unusual, and every error (EBADF for a closed or
+        # write-only fd included), takes the general path, which validates
+        # and explains itself.
+        buf = cb.buf
+        fd = cb.fildes
+        offset = cb.offset
+        if not (type(buf) is bytearray and type(offset) is int and type(fd) is int
+                and offset >= 0 and cb._ctx is None
+                and cb.nbytes == len(buf) and cb.reqprio == 0 and self._inline is not None
+                and 0 <= fd <= _FD_MAX and fd not in self._fds
+                and self._loop is _running_loop() and self._loop is not None
+                and not self._closing and not faults.ARMED and submit.plain_sigevent(cb)):
+            self._submit(cb, LIO_READ)
+            return
+        try:
+            self._quota.admit(cb, self)
+        except OSError:
+            cb._ctx = None
+            self._submit(cb, LIO_READ)  # refused there, after the checks, with the reason
+            return
+        cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_READ, offset, len(buf), 0
+        cb._sev = submit.notifying(cb.sigevent)
+        try:
+            got = _preadv(fd, [buf], offset, RWF_NOWAIT)
+        except OSError as exc:
+            if exc.errno == errno.ESPIPE:  # a socket, pipe or tty: ready, or parked
+                cb._views = [memoryview(buf)]
+                self._start(cb, os.O_RDONLY, None, tried=True)
+            elif exc.errno == errno.EAGAIN:  # not in the page cache
+                cb._views = [memoryview(buf)]
+                self._start(cb, os.O_RDONLY, None, tried=True, checked=False)
+            else:
+                self._unadmit(cb)
+                self._submit(cb, LIO_READ)  # validates; a real error is reported there
+            return
+        if got == len(buf) or got == 0:
+            cb._status, cb._error, cb._state = got, 0, DONE
+            self._done[cb] = None
+            if cb._sev is not None:
+                self._in_call += 1  # its notification runs after this call
+                self._announce(cb)
+                self._in_call -= 1
+            elif self._waiters:
+                self._waiters.wake()
+            return
+        cb._progress = got  # partly cached: the rest from where the cache ended
+        cb._views = [memoryview(buf)]
+        self._start(cb, os.O_RDONLY, None, tried=True, checked=False)
+
+    def aio_write(self, cb: Aiocb) -> None:
+        """Queue a write of cb.nbytes from cb.buf at cb.offset."""
+        if type(cb) is not Aiocb:
+            check_cb(cb)
+        # The hot case, in one piece: a whole bytes/bytearray to a socket or
+        # pipe, or to a regular file (not O_APPEND, not O_DIRECT) where inline
+        # writes are known not to work.  Anything else, and every error, takes
+        # the general path.
+        buf = cb.buf
+        kind = type(buf)
+        fd = cb.fildes
+        offset = cb.offset
+        inline = self._inline
+        if not ((kind is bytes or kind is bytearray) and type(offset) is int
+                and type(fd) is int and 0 <= fd <= _FD_MAX and offset >= 0 and cb._ctx is None
+                and cb.sigevent is None and cb.nbytes == len(buf) and cb.reqprio == 0
+                and self._loop is _running_loop() and self._loop is not None
+                and not self._closing):
+            self._submit(cb, LIO_WRITE)
+            return
+        st = writable_stat(fd)
+        if st is None or (inline is not None and inline.writes_ok and not is_pollable(st)):
+            self._submit(cb, LIO_WRITE)  # checks, then the inline attempt or the backend
+            return
+        try:
+            self._quota.admit(cb, self)
+        except OSError:
+            cb._ctx = None
+            self._submit(cb, LIO_WRITE)
+            return
+        cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_WRITE, offset, len(buf), 0
+        cb._views = [memoryview(buf)] if kind is bytearray else [buf]
+        self._start(cb, os.O_WRONLY, st, tried=True)
+
+    def aio_readv(self, cb: Aiocb) -> None:
+        """Queue a scatter read into the buffers of cb.iov."""
+        check_cb(cb)
+        self._submit(cb, LIO_READV)
+
+    def aio_writev(self, cb: Aiocb) -> None:
+        """Queue a gather write from the buffers of cb.iov."""
+        check_cb(cb)
+        self._submit(cb, LIO_WRITEV)
+
+    def aio_fsync(self, op: int, cb: Aiocb) -> None:
+        """Sync cb.fildes (os.O_SYNC: fsync, os.O_DSYNC: fdatasync) once every
+        job this context submitted earlier on that fd has finished."""
+        check_cb(cb)
+        if op == os.O_DSYNC:
+            self._submit(cb, LIO_DSYNC)
+        elif op == os.O_SYNC:
+            self._submit(cb, LIO_SYNC)
+        else:
+            self._bind()
+            submit.refuse(cb, einval("aio_fsync op must be os.O_SYNC or os.O_DSYNC"))
+
+    # -- submission: the general path -------------------------------------------
+
+    def _submit(self, cb: Aiocb, op: int, lio: LioBatch | None = None) -> None:
+        """Check, admit, route and start a job (completions meanwhile notify later)."""
+        self._in_call += 1
+        try:
+            self._bind()
+            if cb._ctx is not None:
+                raise einval("the aiocb is already in flight; reap it before submitting it again")
+            flags = submit.checked(cb, op, self._quota, self)
+            if lio is not None:
+                lio.add(cb)
+            self._start(cb, flags, None, tried=False)
+        finally:
+            self._in_call -= 1
+
+    def _unadmit(self, cb: Aiocb) -> None:
+        """The fast path admitted a job the general path must check first."""
+        cb._ctx, cb._state, cb._views = None, IDLE, None
+        self._quota.release()
+
+    def _start(self, cb: Aiocb, flags: int, st: os.stat_result | None, *, tried: bool,
+               checked: bool = True) -> None:
+        """Route an admitted job and hand it to its backend.  ``tried``: the inline
+        attempt was made; ``checked``: the fd's flags are known (not a guess)."""
+        self._in_call += 1
+        try:
+            if not checked:
+                flags = submit.flags_of(cb._key)
+            cb._stat = st
+            where = route_of(cb, flags, cb._key in self._fds, tried, self._facts())
+            if where is Route.INLINE:
+                assert self._inline is not None
+                result = self._inline.attempt(cb, cb._progress)
+                if result is not None:
+                    self._finish_now(cb, *result)
+                    return
+                where = route_of(cb, flags, False, True, self._facts())
+            submit.pin(cb)
+            st = cb._stat
+            assert st is not None
+            self._enqueue(cb, st, where, submit.ordered(cb, flags))
+        except OSError as exc:
+            self._finish_now(cb, -1, exc.errno or errno.EIO)
+        finally:
+            self._in_call -= 1
+
+    def _facts(self) -> Facts:
+        inline = self._inline
+        return Facts(inline is not None, inline is not None and inline.writes_ok,
+                     self._ring_files, self._ring_usable, self._buf_jobs < self.max_buf)
+
+    def _enqueue(self, cb: Aiocb, st: os.stat_result, where: Route, ordered: bool) -> None:
+        """Put the job in its fd's queue and hand it to its backend.
+
+        What may fail (our dup of the fd, the loop's ring: EMFILE) is taken
+        before the job enters the queue; a job that cannot get it finishes
+        at once with that errno, and nothing of it is left anywhere else.
+        An ``ordered`` job (fsync, O_APPEND write) waits as WAITING until
+        every job before it on the fd has finished.
+        """
+        queue = self._fds.get(cb._key)
+        try:
+            if where in (Route.RING, Route.DIRECT) and self._ring is None:
+                self._ring = rundown.take_ring(self)
+            if where is not Route.BRIDGE:
+                queue = queue or FdQueue()
+                cb._fd = queue.descriptor(cb._key, st)
+        except OSError as exc:
+            self._finish_now(cb, -1, exc.errno or errno.EIO)
+            return
+        queue = queue or FdQueue()
+        cb._route = where
+        if where is Route.DIRECT:
+            self._buf_jobs += 1
+            _KERNEL.buf_tokens.append(None)
+        self._fds[cb._key] = queue
+        jobs = queue.jobs
+        barrier = ordered and bool(jobs)
+        jobs[cb] = None
+        if not barrier:
+            self._dispatch(cb)
+
+    def _dispatch(self, cb: Aiocb) -> None:
+        batch = self._batch
+        if batch is not None and cb._route is not Route.BRIDGE:
+            batch.setdefault(cb._route, []).append(cb)  # handed over at the end of the list
+        else:
+            self._ports[cb._route].submit([cb])
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        for where, jobs in (batch or {}).items():
+            self._ports[where].submit(jobs)
+
+    # -- completion ----------------------------------------------------------
+
+    def _finish_now(self, cb: Aiocb, status: int, err: int) -> None:
+        """A job that finished before entering any queue (inline, or refused)."""
+        submit.release_views(cb)
+        cb._stat = None
+        cb._status, cb._error, cb._state = status, err, DONE
+        self._done[cb] = None
+        self._announce(cb)
+
+    def _finish(self, cb: Aiocb, status: int, err: int) -> None:
+        """The backends' Finish: bookkeeping first, notifications after."""
+        cb._status, cb._error, cb._state = status, err, DONE
+        queue = self._leave_queue(cb)
+        if queue is not None:
+            head = next(iter(queue.jobs))
+            if head._state is WAITING:
+                self._dispatch(head)
+        self._done[cb] = None
+        self._announce(cb)
+        if self._closed and self._ring is not None:
+            rundown.release_ring(self)
+
+    def _leave_queue(self, cb: Aiocb) -> FdQueue | None:
+        """Take a finished job out of its fd's queue; the queue if jobs remain."""
+        if cb._route is Route.DIRECT:
+            self._buf_jobs -= 1
+            _KERNEL.buf_tokens.pop()
+        queue = self._fds[cb._key]
+        if cb._fd >= 0:
+            queue.unref(cb._fd)
+            cb._fd = -1
+        submit.release_views(cb)
+        cb._stat = None
+        del queue.jobs[cb]
+        if queue.jobs:
+            return queue
+        del self._fds[cb._key]
+        return None
+
+    def _announce(self, cb: Aiocb) -> None:
+        """A job just finished: wake who waits for it now (that runs no user code)
+        and queue its notifications, snapshotted, for after the current call."""
+        # the notifications are queued before the waiter is woken, so that they
+        # run before the awaiting task resumes and reaps the job
+        if cb._sev is not None or cb._lio is not None:
+            notice = Notice(cb, cb._gen, cb._sev, cb._lio, cb._error)
+            if not self._in_call and not self._later:
+                self._tell(notice)  # from a loop callback: at once, like the kernel
+            else:
+                self._later.append(notice)
+                if len(self._later) == 1:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._flush_later)
+        elif cb._autoreap:
+            self._reap(cb, raising=False)  # its awaiting task was cancelled; nothing to tell
+            self._waiters.wake()  # a rundown or aio_waitcomplete may wait for this one
+            return
+        waiter = cb._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._waiters:
+            self._waiters.wake()
+
+    def _flush_later(self) -> None:
+        """Deliver the notifications queued during our calls."""
+        while self._later:
+            notices, self._later = self._later, []
+            for notice in notices:
+                self._tell(notice)
+
+    def _tell(self, notice: Notice) -> None:
+        """Deliver one finished job's notifications, as they were when it finished."""
+        cb, gen = notice.cb, notice.gen
+        if notice.sigevent is not None:
+            assert self._loop is not None
+            deliver(notice.sigevent, self._loop, cb, notice.error, gen=gen)
+        if notice.batch is not None:
+            notice.batch.job_done(notice.error)
+        if cb._autoreap and cb._gen == gen and cb._ctx is self and cb._state is DONE:
+            self._reap(cb, raising=False)
+
+    # -- reaping and status ---------------------------------------------------
+
+    def _reap(self, cb: Aiocb, raising: bool) -> int:
+        if cb._ctx is not self or cb._state is not DONE:
+            raise einval("the job is not done, or not known to this context")
+        del self._done[cb]
+        self._quota.release()
+        # an idle cb has no waiter, batch, sigevent or autoreap: the fast path relies on it
+        cb._ctx, cb._state, cb._waiter, cb._lio, cb._sev, cb._autoreap = (
+            None, IDLE, None, None, None, False)
+        cb._gen += 1
+        if raising and cb._error:
+            raise failed(cb._error)
+        return cb._status
+
+    def _collect(self) -> None:
+        """Take in what the workers finished, so that status calls see it at once
+        (their notifications still wait for the end of the call)."""
+        if self._pool.pending():
+            self._in_call += 1
+            try:
+                self._pool.drain()
+            finally:
+                self._in_call -= 1
+
+    def aio_error(self, cb: Aiocb) -> int:
+        """EINPROGRESS while in flight, else the job's errno (0 for success)."""
+        check_cb(cb)
+        self._check_open()
+        if cb._ctx is not self:
+            raise einval("the aiocb is not known to this context")
+        if cb._state is RUNNING:
+            self._collect()
+        return cb._error
+
+    def aio_return(self, cb: Aiocb) -> int:
+        """Reap a finished job: its byte count, or -1 if it failed."""
+        check_cb(cb)
+        self._check_open()
+        if cb._state is RUNNING:
+            self._collect()
+        return self._reap(cb, raising=False)
+
+    def await_job(self, cb: Aiocb) -> Generator[Any, None, int]:
+        """``await cb``: wait for the job, reap it and return its count.
+
+        The inline yield budget lives here, and only here: awaiting a job
+        that finished inline does not suspend the task, so a busy loop of
+        cached reads would never let timers and other tasks in.  The budget
+        is per loop iteration, not per task: the first inline await of an
+        iteration schedules the reset, and every await past YIELD_EVERY
+        yields once, so one iteration holds the loop for at most about
+        YIELD_EVERY completions (about a millisecond of cached reads).
+        """
+        loop = _running_loop()
+        if loop is not self._loop:
+            self._check_loop(loop)
+        if cb._state is not DONE:
+            yield from self._wait(cb)
+        else:
+            streak = self._streak
+            self._streak = streak + 1
+            if streak == 0:
+                assert loop is not None
+                loop.call_soon(self._reset_streak)
+            elif streak >= YIELD_EVERY:
+                try:
+                    yield  # let other tasks and timers run during long runs of inline jobs
+                except BaseException:  # cancelled at this pause: the job is done, reap it
+                    if cb._ctx is self:
+                        self._reap(cb, raising=False)
+                    raise
+        if cb._ctx is not self:  # reaped meanwhile (a rundown, a waitcomplete loop)
+            if cb._error:
+                raise failed(cb._error)
+            return cb._status
+        return self._reap(cb, raising=True)
+
+    def _reset_streak(self) -> None:
+        self._streak = 0
+
+    def _wait(self, cb: Aiocb) -> Generator[Any, None, None]:
+        """Park the awaiting task on the job's future."""
+        waiter = cb._waiter
+        if waiter is None:
+            assert self._loop is not None
+            waiter = cb._waiter = self._loop.create_future()
+        try:
+            yield from waiter.__await__()
+        except asyncio.CancelledError:
+            # Rule 8: cancel the job if it is still waiting its turn;
+            # otherwise it finishes on its own and reaps itself.
+            if cb._ctx is self and cb._state is not DONE:
+                self._cancel_one(cb)
+            if cb._ctx is self:
+                cb._autoreap = True
+                if cb._state is DONE:  # its notifications were snapshotted: reap now
+                    self._reap(cb, raising=False)
+            raise
+
+    async def aio_suspend(self, cbs: Iterable[Aiocb | None],
+                          timeout: float | None = None) -> None:
+        """Wait until one listed job is done (EAGAIN when timeout passes)."""
+        await waits.suspend(self, cbs, timeout)
+
+    def aio_waitcomplete(self, timeout: float | None = None) -> AsyncIterator[Aiocb]:
+        """Yield each job of this context as it completes, already reaped.
+
+        Ends when nothing is queued, running, parked or unreaped; a step that
+        waits longer than ``timeout`` raises OSError(EAGAIN).
+        """
+        self._check_open()
+        return waits.WaitComplete(self, timeout)
+
+    # -- cancelling -------------------------------------------------------
+
+    def aio_cancel(self, fildes: int, cb: Aiocb | None = None) -> int:
+        """Cancel this context's queued jobs on ``fildes`` (or just ``cb``)."""
+        self._in_call += 1  # cancelled jobs notify after this call returns
+        try:
+            return self._cancel(fildes, cb)
+        finally:
+            self._in_call -= 1
+
+    def _cancel(self, fildes: int, cb: Aiocb | None) -> int:
+        if cb is not None:
+            check_cb(cb)
+        self._bind()
+        submit.flags_of(fildes)
+        if cb is not None:
+            if cb._ctx is not self or cb._state is DONE or cb._key != fildes:
+                return AIO_ALLDONE
+            targets = [cb]
+        else:
+            queue = self._fds.get(fildes)
+            targets = list(queue.jobs) if queue is not None else []
+        if not targets:
+            return AIO_ALLDONE
+        result = AIO_CANCELED
+        for job in targets:
+            if not self._cancel_one(job):
+                result = AIO_NOTCANCELED
+        return result
+
+    def _cancel_one(self, cb: Aiocb) -> bool:
+        """Cancel one in-flight job if it has not started; True if cancelled."""
+        state = cb._state
+        if state is WAITING:
+            outcome = TakeBack.TAKEN  # behind a barrier: no backend has it yet
+        elif state is QUEUED or state is PARKED:
+            outcome = self._ports[cb._route].take_back(cb)
+        else:
+            outcome = TakeBack.STARTED  # running on a worker or in the kernel
+        if outcome is TakeBack.TAKEN:
+            self._finish(cb, -1, errno.ECANCELED)
+        return outcome is TakeBack.TAKEN
+
+    # -- lio_listio and the rundown ---------------------------------------------
+
+    async def lio_listio(self, mode: int, cbs: Sequence[Aiocb | None],
+                         sigevent: SigEvent | None = None) -> None:
+        """Submit a list of jobs at once (cb.lio_opcode says what each does)."""
+        await listio.lio_listio(self, mode, cbs, sigevent)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Run the context down (vfs_aio.c's aio_proc_rundown).
+
+        Queued and parked jobs are cancelled (ECANCELED; their notifications
+        fire), running ones are awaited up to vfs.aio.aiod_timeout, then
+        every job is freed and every fd or buffer the context held released.
+        """
+        await rundown.aclose(self)
+
+    def _orphan(self) -> None:
+        rundown.without_loop(self)
+
+    def loop_gone(self) -> bool:
+        """For the reaper: the context's loop closed under it."""
+        loop = self._loop
+        return loop is not None and loop.is_closed() and not self._closed
+
+    def run_down_without_loop(self) -> bool:
+        """For the reaper: run down with no loop, then let go of the ring."""
+        rundown.without_loop(self)
+        rundown.drop_ring(self)
+        return True
+
+    def __del__(self) -> None:
+        rundown.dropped(self)
+
+    def _forget_after_fork(self) -> None:
+        rundown.after_fork(self)
+
+    # -- inspection ---------------------------------------------------------
+
+    def statistics(self) -> ContextStatistics:
+        """How many jobs are in each state now, and the limits."""
+        self._collect()  # jobs a worker finished are done, not active
+        counts = {state: 0 for state in (WAITING, QUEUED, RUNNING, PARKED, KERNEL)}
+        for queue in self._fds.values():
+            for cb in queue.jobs:
+                counts[cb._state] = counts.get(cb._state, 0) + 1
+        return ContextStatistics(
+            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING] + counts[KERNEL],
+            done=len(self._done), parked=counts[PARKED], buffer_jobs=self._buf_jobs,
+            max_active=self.max_active, max_queued=self.max_queued, max_buf=self.max_buf)
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        state = "closed" if self._closed else "open"
+        return (f"<AioContext {state} queued={s.queued} active={s.active} done={s.done} "
+                f"parked={s.parked} buffer_jobs={s.buffer_jobs}>")
+

@@ -1,0 +1,203 @@
+"""What binary and text files share: the AsyncFile interface and the jobs.
+
+Every transfer of a file is one or more jobs on its context: an ``Aiocb``
+submitted with aio_read, aio_write, aio_readv, aio_writev or aio_fsync,
+then ``await cb``.  The helpers below are those jobs; ``AsyncFile`` is the
+interface of ``aioposix.open()``'s results (see ``_file``), with aiofiles'
+split between plain methods and coroutines:
+
+- plain (no I/O): ``fileno()``, ``detach()``, and ``readable()`` in binary
+  mode; the properties ``name``, ``mode``, ``closed`` (and ``raw`` in
+  binary mode, ``buffer``, ``encoding``, ... in text mode);
+- coroutines: everything else, ``readable()`` in text mode included, as
+  aiofiles has it.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import os
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, AnyStr, Generic, TypeVar
+
+from aioposix._context.context import AioContext
+from aioposix._core.job import Aiocb
+
+CHUNK = 64 * 1024  # read-ahead and write buffer size unless ``buffering`` says otherwise
+_F = TypeVar("_F", bound="AsyncFile[Any]")
+
+
+def closed_error() -> ValueError:
+    return ValueError("I/O operation on closed file.")
+
+
+def detached_error() -> ValueError:
+    return ValueError("raw stream has been detached")
+
+# -- the jobs ------------------------------------------------------------------
+
+
+async def read_job(ctx: AioContext, fd: int, n: int, offset: int) -> bytearray:
+    """One aio_read of up to ``n`` bytes at ``offset`` (shorter at EOF)."""
+    buf = bytearray(n)
+    if n:
+        cb = Aiocb(fd, buf, n, offset)
+        ctx.aio_read(cb)
+        del buf[await cb:]
+    return buf
+
+
+async def read_into_job(ctx: AioContext, fd: int, view: memoryview, offset: int) -> int:
+    cb = Aiocb(fd, view, view.nbytes, offset)
+    ctx.aio_read(cb)
+    return await cb
+
+
+async def write_all(ctx: AioContext, fd: int, data: Any, offset: int) -> int:
+    """aio_write until all of ``data`` is out; returns its length."""
+    with memoryview(data) as whole, whole.cast("B") as view:
+        done = 0
+        while done < view.nbytes:
+            cb = Aiocb(fd, view[done:], view.nbytes - done, offset + done)
+            ctx.aio_write(cb)
+            moved = await cb
+            if moved == 0:
+                raise OSError(errno.EIO, "write made no progress")
+            done += moved
+        return done
+
+
+def byte_count(data: Any) -> int:
+    with memoryview(data) as view:
+        return view.nbytes
+
+
+# -- the shared interface ------------------------------------------------------
+
+
+class AsyncFile(abc.ABC, Generic[AnyStr]):
+    """What binary and text files share: bytes or str, per ``AnyStr``."""
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> Any:
+        """The path (or fd) given to ``open``."""
+
+    @property
+    @abc.abstractmethod
+    def mode(self) -> str:
+        """The mode, as io reports it."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once ``close()`` has run."""
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """The file descriptor."""
+
+    @abc.abstractmethod
+    async def read(self, n: int = -1) -> AnyStr:
+        """Up to ``n`` bytes or characters (all the rest when n < 0); empty at EOF."""
+
+    @abc.abstractmethod
+    async def readline(self, size: int = -1) -> AnyStr:
+        """The next line, with its line ending; at most ``size`` when size >= 0."""
+
+    @abc.abstractmethod
+    async def write(self, data: AnyStr) -> int:
+        """Write ``data`` (buffered); returns its length."""
+
+    @abc.abstractmethod
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position; returns the new one."""
+
+    @abc.abstractmethod
+    async def tell(self) -> int:
+        """The position (after writing out buffered data)."""
+
+    @abc.abstractmethod
+    async def truncate(self, size: int | None = None) -> int:
+        """Cut or extend the file to ``size`` (default: the position)."""
+
+    @abc.abstractmethod
+    async def flush(self) -> None:
+        """Write out buffered data."""
+
+    @abc.abstractmethod
+    async def fsync(self) -> None:
+        """Flush, then an aio_fsync(O_SYNC) job: the data is on stable storage."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush and close; closing twice is harmless."""
+
+    @abc.abstractmethod
+    async def pread(self, n: int, offset: int) -> bytes:
+        """Up to ``n`` bytes at ``offset``; the position does not move."""
+
+    @abc.abstractmethod
+    async def pwrite(self, data: Any, offset: int) -> int:
+        """Write all of ``data`` at ``offset``; the position does not move.
+
+        With O_APPEND (modes 'a') Linux appends whatever the offset, as
+        os.pwrite does.
+        """
+
+    @abc.abstractmethod
+    async def readv(self, bufs: Sequence[Any]) -> int:
+        """Fill ``bufs`` in order from the position (one aio_readv), advance it."""
+
+    @abc.abstractmethod
+    async def writev(self, bufs: Sequence[Any]) -> int:
+        """Write ``bufs`` in order at the position (one aio_writev), advance it."""
+
+    async def seekable(self) -> bool:
+        """Whether seek works (a regular file or a block device)."""
+        return True
+
+    async def writable(self) -> bool:
+        """Whether the file was opened for writing."""
+        return False
+
+    async def isatty(self) -> bool:
+        return os.isatty(self.fileno())
+
+    async def readlines(self, hint: int = -1) -> list[AnyStr]:
+        """The remaining lines; stop once ``hint`` bytes/characters are read (hint > 0)."""
+        lines: list[AnyStr] = []
+        total = 0
+        async for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    async def writelines(self, lines: Iterable[AnyStr]) -> None:
+        """Write each of ``lines``; no line endings are added."""
+        for line in lines:
+            await self.write(line)
+
+    def __aiter__(self) -> AsyncIterator[AnyStr]:
+        return self
+
+    async def __anext__(self) -> AnyStr:
+        line = await self.readline()
+        if not line:
+            raise StopAsyncIteration
+        return line
+
+    async def __aenter__(self: _F) -> _F:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self.fileno()}"
+        return f"<{type(self).__name__} name={self.name!r} mode={self.mode!r} {state}>"

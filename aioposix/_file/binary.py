@@ -1,0 +1,454 @@
+"""AsyncBinaryFile: io's BufferedRandom, with every transfer an AIO job.
+
+The file keeps its own position, like aiofile does, and every job is
+positional at that position, so the descriptor's offset is never used (it
+is set to the file's position on close when ``closefd=False``, and on
+``detach()``).  In append modes the descriptor is O_APPEND: the kernel
+appends whatever the offset, and after each write the position becomes
+the new end of file.
+
+Reads go through a read-ahead buffer (64 KiB by default, or
+``buffering``): readline and ``async for`` cost one job per chunk, not one
+per line.  Writes are buffered the same way, and flush, close, seek, tell
+and any read write them out first, so a read after a write sees it.
+fstat(2), ftruncate(2) and lseek(2) are done inline: metadata calls that
+do not wait for the disk on a local filesystem, cheaper than a job.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aioposix._context.context import AioContext
+from aioposix._core.job import Aiocb
+from aioposix._file.base import (
+    CHUNK,
+    AsyncFile,
+    byte_count,
+    closed_error,
+    detached_error,
+    read_into_job,
+    read_job,
+    write_all,
+)
+
+_SEEK_EXTRA = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name))
+
+
+def _fd_mode(mode: str) -> str:
+    """The mode as FileIO spells it (what io's binary files report)."""
+    plus = "+" if "+" in mode else ""
+    for c in "xa":
+        if c in mode:
+            return f"{c}b{plus}"
+    return f"rb{plus}" if "r" in mode or plus else "wb"
+
+
+class AsyncBinaryFile(AsyncFile[bytes]):
+    """A binary file (io's BufferedRandom) whose I/O is AIO jobs.
+
+    Invariants: the bytes at ``_pos`` are ``_rbuf[_roff:]`` (read-ahead),
+    or ``_wbuf`` is what goes at ``_pos`` (buffered writes); never both.
+    """
+
+    def __init__(self, fd: int, *, name: Any, mode: str, context: AioContext,
+                 buffering: int = -1, closefd: bool = True) -> None:
+        self._fd = fd
+        self._name = name
+        self._mode = _fd_mode(mode)
+        self._ctx = context
+        self._closefd = closefd
+        self._closed = False
+        self._readable = "r" in mode or "+" in mode
+        self._writable = "r" not in mode or "+" in mode
+        self._append = "a" in mode
+        self._chunk = buffering if buffering > 1 else CHUNK
+        self._wlimit = 0 if buffering == 0 else self._chunk
+        self._rbuf = b""
+        self._roff = 0
+        self._wbuf = bytearray()
+        self._rawio: io.FileIO | None = None  # ``raw``, once asked for
+        self._closer: Callable[[], object] | None = None  # an adopted io object's close
+        self._detached = False
+        self._pos, self._seekable = self._start_position()
+
+    def _start_position(self) -> tuple[int, bool]:
+        try:
+            return os.lseek(self._fd, 0, os.SEEK_END if self._append else os.SEEK_CUR), True
+        except OSError as exc:
+            if exc.errno != errno.ESPIPE:
+                raise
+            return 0, False
+
+    # -- properties and checks --------------------------------------------------
+
+    @property
+    def name(self) -> Any:
+        return self._name
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def closed(self) -> bool:
+        if self._detached:
+            raise detached_error()
+        return self._closed
+
+    @property
+    def context(self) -> AioContext:
+        """The context the file's jobs go to."""
+        return self._ctx
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._fd
+
+    def readable(self) -> bool:
+        self._check_open()
+        return self._readable
+
+    async def writable(self) -> bool:
+        self._check_open()
+        return self._writable
+
+    async def seekable(self) -> bool:
+        self._check_open()
+        return self._seekable
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise detached_error() if self._detached else closed_error()
+
+    def _check_seekable(self) -> None:
+        self._check_open()
+        if not self._seekable:
+            raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+
+    def _check_readable(self) -> None:
+        self._check_open()
+        if not self._readable:
+            raise io.UnsupportedOperation("File not open for reading")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if not self._writable:
+            raise io.UnsupportedOperation("File not open for writing")
+
+    # -- buffers ------------------------------------------------------------------
+
+    def _buffered(self) -> int:
+        return len(self._rbuf) - self._roff
+
+    def _take(self, n: int) -> bytes:
+        """``n`` bytes (at most what is buffered) from the read-ahead."""
+        start = self._roff
+        data = self._rbuf[start:start + n]
+        self._roff += len(data)
+        self._pos += len(data)
+        if self._roff == len(self._rbuf):
+            self._rbuf, self._roff = b"", 0
+        return data
+
+    def _drop_read_ahead(self) -> None:
+        self._rbuf, self._roff = b"", 0
+
+    async def _fill(self) -> int:
+        """Append one chunk to the read-ahead; returns its size (0: EOF)."""
+        have = self._buffered()
+        got = await read_job(self._ctx, self._fd, self._chunk, self._pos + have)
+        if got:
+            self._rbuf = self._rbuf[self._roff:] + got
+            self._roff = 0
+        return len(got)
+
+    async def _raw_write(self, data: Any) -> int:
+        """Write ``data`` at the position, then move the position past it."""
+        n = await write_all(self._ctx, self._fd, data, self._pos)
+        self._pos = os.fstat(self._fd).st_size if self._append else self._pos + n
+        return n
+
+    async def _flush_writes(self) -> None:
+        if self._wbuf:
+            await self._raw_write(bytes(self._wbuf))
+            self._wbuf.clear()
+
+    # -- reading --------------------------------------------------------------------
+
+    async def read(self, n: int | None = -1) -> bytes:
+        self._check_readable()
+        await self._flush_writes()
+        if n is None or n < 0:
+            return await self._read_all()
+        parts = [self._take(n)]
+        need = n - len(parts[0])
+        while need > 0:
+            got = await self._read_more(need)
+            if not got:
+                break
+            parts.append(got)
+            need -= len(got)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _read_more(self, need: int) -> bytes:
+        """Up to ``need`` bytes with one job, the read-ahead being empty."""
+        if need >= self._chunk:
+            got = bytes(await read_job(self._ctx, self._fd, need, self._pos))
+            self._pos += len(got)
+            return got
+        await self._fill()
+        return self._take(need)
+
+    async def _read_all(self) -> bytes:
+        parts = [self._take(self._buffered())]
+        regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+        while True:
+            want = max(os.fstat(self._fd).st_size - self._pos, self._chunk)
+            got = await read_job(self._ctx, self._fd, want, self._pos)
+            self._pos += len(got)
+            parts.append(bytes(got))
+            if not got or (regular and len(got) < want):  # a short read of a file: EOF
+                return b"".join(parts)
+
+    async def read1(self, n: int = -1) -> bytes:
+        """At most one job: what is buffered, else one read (up to ``n`` bytes)."""
+        self._check_readable()
+        await self._flush_writes()
+        have = self._buffered()
+        if have or n == 0:
+            return self._take(have if n < 0 else n)
+        if n < 0 or n >= self._chunk:
+            return await self._read_more(max(n, self._chunk))
+        return await self._read_more(n)
+
+    async def peek(self, n: int = 0) -> bytes:
+        """The read-ahead at the position, without moving it (as
+        io.BufferedReader.peek: may be more or less than ``n``).  One job
+        fills it when it is empty; b"" at EOF."""
+        self._check_readable()
+        await self._flush_writes()
+        if not self._buffered():
+            await self._fill()
+        return bytes(self._rbuf[self._roff:])
+
+    async def readall(self) -> bytes:
+        """Everything from the position to EOF (io.FileIO.readall)."""
+        return await self.read()
+
+    async def readinto(self, buf: Any) -> int:
+        """Fill ``buf`` from the position (fewer bytes at EOF); returns the count."""
+        self._check_readable()
+        await self._flush_writes()
+        with memoryview(buf) as whole, whole.cast("B") as view:
+            done = 0
+            while done < view.nbytes:
+                moved = await self._readinto_some(view[done:])
+                if not moved:
+                    break
+                done += moved
+            return done
+
+    async def _readinto_some(self, view: memoryview) -> int:
+        if not self._buffered():
+            if view.nbytes >= self._chunk:
+                got = await read_into_job(self._ctx, self._fd, view, self._pos)
+                self._pos += got
+                return got
+            await self._fill()
+        data = self._take(view.nbytes)
+        view[:len(data)] = data
+        return len(data)
+
+    async def readline(self, size: int | None = -1) -> bytes:
+        self._check_readable()
+        await self._flush_writes()
+        limit = -1 if size is None else size
+        searched = 0  # bytes of the read-ahead already searched for b"\n"
+        while True:
+            end = self._rbuf.find(b"\n", self._roff + searched)
+            have = self._buffered()
+            if end >= 0:
+                line_len = end - self._roff + 1
+                return self._take(line_len if limit < 0 else min(line_len, limit))
+            if 0 <= limit <= have:
+                return self._take(limit)
+            searched = have
+            if not await self._fill():
+                return self._take(have)
+
+    async def pread(self, n: int, offset: int) -> bytes:
+        self._check_readable()
+        await self._flush_writes()
+        return bytes(await read_job(self._ctx, self._fd, n, offset))
+
+    async def readv(self, bufs: Sequence[Any]) -> int:
+        self._check_readable()
+        await self._flush_writes()
+        self._drop_read_ahead()
+        cb = Aiocb(self._fd, None, None, self._pos, iov=bufs)
+        self._ctx.aio_readv(cb)
+        got = await cb
+        self._pos += got
+        return got
+
+    # -- writing --------------------------------------------------------------------
+
+    async def write(self, data: Any) -> int:
+        self._check_writable()
+        n = byte_count(data)
+        self._drop_read_ahead()
+        if len(self._wbuf) + n > self._wlimit:
+            await self._flush_writes()
+            if n >= self._wlimit:
+                return await self._raw_write(data)
+        self._wbuf += data
+        return n
+
+    async def pwrite(self, data: Any, offset: int) -> int:
+        self._check_writable()
+        await self._flush_writes()
+        self._drop_read_ahead()
+        return await write_all(self._ctx, self._fd, data, offset)
+
+    async def writev(self, bufs: Sequence[Any]) -> int:
+        self._check_writable()
+        await self._flush_writes()
+        self._drop_read_ahead()
+        cb = Aiocb(self._fd, None, None, self._pos, iov=bufs)
+        self._ctx.aio_writev(cb)
+        moved = await cb
+        self._pos = os.fstat(self._fd).st_size if self._append else self._pos + moved
+        return moved
+
+    async def flush(self) -> None:
+        self._check_open()
+        await self._flush_writes()
+
+    async def fsync(self) -> None:
+        await self.flush()
+        cb = Aiocb(self._fd)
+        self._ctx.aio_fsync(os.O_SYNC, cb)
+        await cb
+
+    async def truncate(self, size: int | None = None) -> int:
+        self._check_writable()
+        await self._flush_writes()
+        if size is None:
+            size = self._pos
+        os.ftruncate(self._fd, size)
+        self._drop_read_ahead()
+        return size
+
+    # -- position ------------------------------------------------------------------
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._check_seekable()
+        await self._flush_writes()
+        target = self._seek_target(offset, whence)
+        if target < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        self._move_to(target)
+        return target
+
+    def _move_to(self, target: int) -> None:
+        """Set the position, nothing buffered to write."""
+        start = self._pos - self._roff  # the file offset of the read-ahead
+        if start <= target <= start + len(self._rbuf):
+            self._roff = target - start  # still inside it: keep it
+        else:
+            self._drop_read_ahead()
+        self._pos = target
+
+    def _seek_target(self, offset: int, whence: int) -> int:
+        if whence == os.SEEK_SET:
+            return offset
+        if whence == os.SEEK_CUR:
+            return self._pos + offset
+        if whence == os.SEEK_END:
+            return os.fstat(self._fd).st_size + offset
+        if whence in _SEEK_EXTRA:  # SEEK_DATA, SEEK_HOLE: only the kernel knows
+            return os.lseek(self._fd, offset, whence)
+        raise ValueError(f"whence value {whence} unsupported")
+
+    async def tell(self) -> int:
+        self._check_seekable()
+        await self._flush_writes()
+        return self._pos
+
+    # -- closing ----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._detached:
+            raise detached_error()  # as io's close after detach
+        if self._closed:
+            return
+        try:
+            await self._flush_writes()
+        finally:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        self._closed = True
+        self._drop_read_ahead()
+        if not self._closefd and self._seekable:  # the caller keeps the fd: leave it
+            os.lseek(self._fd, self._pos, os.SEEK_SET)  # where we were
+        if self._rawio is not None:
+            self._rawio.close()  # closes the fd if it is ours
+        elif self._closefd:
+            os.close(self._fd)
+        if self._closer is not None:
+            self._closer()
+
+    # -- the descriptor as a plain io object ------------------------------------------
+
+    @property
+    def raw(self) -> io.FileIO:
+        """The descriptor as an unbuffered ``io.FileIO`` (io's buffered files
+        call it ``raw``), made on first use and closed with this file.
+
+        Its position is the descriptor's, which this file does not move (it
+        reads and writes at its own position): ``detach()`` hands it over at
+        this file's position; before that, use one or the other.
+        """
+        if self._rawio is not None and not self._detached:
+            return self._rawio  # closed with this file, as io's raw is
+        self._check_open()
+        if self._rawio is None:
+            self._rawio = io.FileIO(self._fd, self._mode, closefd=self._closefd)
+            self._rawio.name = self._name
+        return self._rawio
+
+    @property
+    def _file(self) -> io.FileIO:
+        """aiofiles' name for the synchronous file an async one wraps: ``raw``."""
+        return self.raw
+
+    def detach(self) -> io.FileIO:
+        """Hand the descriptor over as ``raw``, at this file's position.
+
+        Buffered writes are written out first (synchronously: at most one
+        chunk); this file is then unusable (ValueError), as io's detach
+        leaves a buffered file.
+        """
+        raw = self.raw
+        if self._wbuf:
+            self._write_out_now()
+        if self._seekable:
+            os.lseek(self._fd, self._pos, os.SEEK_SET)
+        self._drop_read_ahead()
+        self._detached = self._closed = True
+        return raw
+
+    def _write_out_now(self) -> None:
+        with memoryview(bytes(self._wbuf)) as data:
+            done = 0
+            while done < len(data):
+                done += os.pwrite(self._fd, data[done:], self._pos + done)
+        self._wbuf.clear()
+        self._pos = os.fstat(self._fd).st_size if self._append else self._pos + done
