@@ -88,7 +88,7 @@ class Side:
     subject: str | None = None
     uncommitted: list[str] = field(default_factory=list)
     source: str = "directory"  # or "git archive"
-    imported: str | None = None  # aioposix.__file__ under this side's PYTHONPATH
+    imported: str | None = None  # aioposix.__file__ under PYTHONPATH, relative to path
 
     def describe(self) -> str:
         what = (self.commit or "?")[:12]
@@ -98,7 +98,7 @@ class Side:
 
     def facts(self) -> dict[str, Any]:
         return {"spec": self.spec, "commit": self.commit, "subject": self.subject,
-                "uncommitted": self.uncommitted, "source": self.source, "path": self.path,
+                "uncommitted": self.uncommitted, "source": self.source,
                 "imported": self.imported}
 
 
@@ -133,10 +133,14 @@ def directory(label: str, path: str) -> Side:
 
 
 def make_side(label: str, spec: str, tmp: str) -> Side:
-    if os.path.isdir(spec):
-        if not is_package_dir(spec):
+    """``spec`` is a directory holding the package (``.``: this checkout) or a revision."""
+    where = ROOT if spec == "." else spec
+    if os.path.isdir(where):
+        if not is_package_dir(where):
             raise SystemExit(f"{spec} holds no {PACKAGE}/ package")
-        return directory(label, spec)
+        side = directory(label, where)
+        side.spec = spec
+        return side
     return export(label, spec, tmp)
 
 
@@ -158,7 +162,7 @@ def check_import(python: str, side: Side, neutral: str) -> None:
         raise SystemExit(f"{side.label}: PYTHONPATH={side.path} imports {got or 'nothing'} "
                          f"({out.stderr.strip()[-300:]}), not {want}: the comparison "
                          "would measure the wrong package")
-    side.imported = got
+    side.imported = os.path.relpath(got, side.path)
 
 
 # -- the runs ---------------------------------------------------------------------------
@@ -176,10 +180,12 @@ class Run:
     log_tail: str = ""
     doc: dict[str, Any] | None = None
 
-    def facts(self) -> dict[str, Any]:
+    def facts(self, tmp: str) -> dict[str, Any]:
+        argv = ["python", *(a.replace(tmp, "$TMP") for a in self.argv[1:])]
+        argv[1] = os.path.relpath(argv[1], ROOT)
         return {"bench": self.bench, "side": self.side, "round": self.round,
-                "first": self.first, "argv": self.argv, "wall_s": self.wall_s,
-                "rc": self.rc, "log_tail": self.log_tail, "doc": self.doc}
+                "first": self.first, "argv": argv, "wall_s": self.wall_s,
+                "rc": self.rc, "log_tail": self.log_tail.replace(tmp, "$TMP"), "doc": self.doc}
 
 
 def bench_argv(python: str, bench: str, tmp: str, out: str) -> list[str]:
@@ -355,7 +361,7 @@ def bench_code() -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", required=True, help="git revision of the library before")
-    p.add_argument("--head", default=ROOT,
+    p.add_argument("--head", default=".",
                    help="git revision, or a directory holding aioposix/ (default: this "
                         "checkout as it is)")
     p.add_argument("--bench", default=",".join(DEFAULT_BENCHES),
@@ -372,37 +378,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def document(args: argparse.Namespace, argv: list[str] | None, sides: tuple[Side, Side],
+             runs: list[Run], rows: list[dict[str, Any]], tmp: str,
+             started: tuple[str, float, list[float]]) -> dict[str, Any]:
+    """The JSON: the command, both sides, the machine, the rows and every run."""
+    date, t0, load_start = started
+    command = ["python", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT),
+               *(sys.argv[1:] if argv is None else argv)]
+    return {"benchmark": "compare", "date": date, "command": shlex.join(command),
+            "wall_s": time.monotonic() - t0, "rounds": args.rounds, "benches": args.benches,
+            "bench_options": {b: BENCHES[b] for b in args.benches},
+            "bench_code": bench_code(), "base": sides[0].facts(), "head": sides[1].facts(),
+            "machine": machine(runs, load_start), "spread": spread(rows), "rows": rows,
+            "runs": [r.facts(tmp) for r in runs]}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    t0, load_start = time.monotonic(), list(os.getloadavg())
-    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    started = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.monotonic(),
+               list(os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="aioposix-compare-") as tmp:
         sides = (make_side("base", args.base, tmp), make_side("head", args.head, tmp))
         for side in sides:
             check_import(args.python, side, tmp)
-            print(f"{side.label}: {side.describe()}, imports {side.imported}", file=sys.stderr)
+            print(f"{side.label}: {side.describe()}, imports {side.imported} from "
+                  f"{side.path}", file=sys.stderr)
         runs = run_all(args.python, args.benches, sides, args.rounds, tmp)
     rows = compare_rows(runs)
     print_table(rows, sides)
-    wall = time.monotonic() - t0
-    failed = [r for r in runs if not r.doc]
-    command = ["python", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT),
-               *(sys.argv[1:] if argv is None else argv)]
-    doc = {"benchmark": "compare", "date": date, "command": shlex.join(command),
-           "wall_s": wall, "rounds": args.rounds, "benches": args.benches,
-           "bench_options": {b: BENCHES[b] for b in args.benches},
-           "bench_code": bench_code(), "base": sides[0].facts(), "head": sides[1].facts(),
-           "machine": machine(runs, load_start), "spread": spread(rows), "rows": rows,
-           "runs": [r.facts() for r in runs]}
+    doc = document(args, argv, sides, runs, rows, tmp, started)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    print(f"\n{len(runs)} runs in {wall / 60:.1f} min; wrote {args.json}")
+    print(f"\n{len(runs)} runs in {doc['wall_s'] / 60:.1f} min; wrote {args.json}")
+    failed = [f"{r.bench} {r.side} round {r.round + 1}" for r in runs if not r.doc]
     if failed:
-        print(f"{len(failed)} run(s) failed: "
-              + ", ".join(f"{r.bench} {r.side} round {r.round + 1}" for r in failed),
-              file=sys.stderr)
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 
