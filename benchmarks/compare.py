@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import platform
 import shlex
@@ -291,15 +292,30 @@ def compare_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return out
 
 
-def spread(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """How far head/base strays from 1: min, max, median |ratio - 1|."""
+def chance_apart(n: int) -> float:
+    """How often the ranges of n runs and n runs of the same thing are apart by
+    chance: 2 (n!)^2 / (2n)! (e.g. 1/3 for 2 runs, 10% for 3, 0.8% for 5)."""
+    return 2 / math.comb(2 * n, n)
+
+
+def spread(rows: list[dict[str, Any]], rounds: int, loads: list[float]) -> dict[str, Any]:
+    """How far head/base strays from 1 (min, max, median |ratio - 1|), the
+    verdicts, the chance of a verdict by noise alone, the busiest load seen."""
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-    if not ratios:
-        return {"rows": 0}
-    return {"rows": len(ratios), "min": min(ratios), "max": max(ratios),
-            "median_abs_dev": statistics.median(abs(x - 1) for x in ratios),
-            "slower": sum(r["verdict"] == "slower" for r in rows),
-            "faster": sum(r["verdict"] == "faster" for r in rows)}
+    out: dict[str, Any] = {"rows": len(ratios), "chance_apart": chance_apart(rounds),
+                           "max_load": max(loads, default=None), "nproc": os.cpu_count()}
+    if ratios:
+        out.update(min=min(ratios), max=max(ratios),
+                   median_abs_dev=statistics.median(abs(x - 1) for x in ratios),
+                   slower=sum(r["verdict"] == "slower" for r in rows),
+                   faster=sum(r["verdict"] == "faster" for r in rows))
+    return out
+
+
+def loads(runs: list[Run]) -> list[float]:
+    """The 1-minute load average at the start and end of every run."""
+    return [m[k][0] for m in (r.doc["machine"] for r in runs if r.doc)
+            for k in ("loadavg_start", "loadavg_end") if m.get(k)]
 
 
 def fmt(v: float | None) -> str:
@@ -308,7 +324,8 @@ def fmt(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
-def print_table(rows: list[dict[str, Any]], sides: tuple[Side, Side]) -> None:
+def print_table(rows: list[dict[str, Any]], sides: tuple[Side, Side],
+                s: dict[str, Any]) -> None:
     print(f"\nbase {sides[0].describe()} ({sides[0].spec}), head {sides[1].describe()} "
           f"({sides[1].spec})")
     print(f"{'bench':9} {'workload':30} {'loop':7} {'engine':30} {'unit':9} {'base':>9} "
@@ -323,11 +340,14 @@ def print_table(rows: list[dict[str, Any]], sides: tuple[Side, Side]) -> None:
               f"{r['unit'][:9]:9} {fmt(b.get('median')):>9} {fmt(h.get('median')):>9} "
               f"{ratio:>9} {'higher' if r['higher_is_better'] else 'lower':6} "
               f"{r['verdict']:9} {hb:>11} {cpu:>7}")
-    s = spread(rows)
     if s["rows"]:
         print(f"\nhead/base over {s['rows']} rows: {s['min']:.3f} to {s['max']:.3f}, median "
               f"|ratio - 1| {s['median_abs_dev']:.3f}; {s['slower']} slower, {s['faster']} "
-              "faster (ranges apart), the rest the same")
+              f"faster (ranges apart: {s['chance_apart']:.1%} of rows by chance alone), "
+              "the rest the same")
+    if s["max_load"] is not None and s["max_load"] > 0.5 * (s["nproc"] or 1):
+        print(f"note: load average up to {s['max_load']:.2f} on {s['nproc']} CPUs during the "
+              "runs: other work shared the machine, expect noise")
 
 
 # -- the document -----------------------------------------------------------------------
@@ -389,7 +409,8 @@ def document(args: argparse.Namespace, argv: list[str] | None, sides: tuple[Side
             "wall_s": time.monotonic() - t0, "rounds": args.rounds, "benches": args.benches,
             "bench_options": {b: BENCHES[b] for b in args.benches},
             "bench_code": bench_code(), "base": sides[0].facts(), "head": sides[1].facts(),
-            "machine": machine(runs, load_start), "spread": spread(rows), "rows": rows,
+            "machine": machine(runs, load_start),
+            "spread": spread(rows, args.rounds, loads(runs)), "rows": rows,
             "runs": [r.facts(tmp) for r in runs]}
 
 
@@ -405,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{side.path}", file=sys.stderr)
         runs = run_all(args.python, args.benches, sides, args.rounds, tmp)
     rows = compare_rows(runs)
-    print_table(rows, sides)
     doc = document(args, argv, sides, runs, rows, tmp, started)
+    print_table(rows, sides, doc["spread"])
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=1)

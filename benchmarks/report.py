@@ -235,7 +235,9 @@ def spread_text(s: dict[str, Any]) -> str:
         return "no row has figures on both sides"
     return (f"head/base over {s['rows']} rows from {s['min']:.3f} to {s['max']:.3f}, median "
             f"|head/base {DASH} 1| {s['median_abs_dev']:.3f}; {s['slower']} slower and "
-            f"{s['faster']} faster (ranges apart), the rest the same")
+            f"{s['faster']} faster (ranges apart, which noise alone does in "
+            f"{s['chance_apart']:.1%} of rows), the rest the same; load average up to "
+            f"{s['max_load']:.2f} during the runs")
 
 
 def compare_facts(doc: dict[str, Any]) -> list[str]:
