@@ -20,7 +20,9 @@ The table gives, per row, the median over the runs of each side, head/base
 (of the figures as they are: for times a ratio of times, lower is better), a
 verdict, each side's heartbeat p99, and head/base of the CPU time per op.
 The verdict says ``slower`` or ``faster`` only when the two sides' ranges
-(min-max over the runs) do not overlap, and ``same`` otherwise.  Every run's
+(min-max over the runs) do not overlap, and ``same`` otherwise; it needs 3
+runs a side (two identical versions still get one in 10% of the rows by
+chance with 3, 0.8% with 5) and says ``few runs`` with fewer.  Every run's
 whole JSON, both revisions, the machine and the command go to ``--json``
 (``benchmarks/results/compare.json`` by default), which
 ``benchmarks/report.py`` renders into ``benchmarks/RESULTS.md``.
@@ -255,10 +257,16 @@ def side_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+MIN_RUNS = 3  # runs per side for a verdict: fewer put ranges apart too often by chance
+
+
 def verdict(base: dict[str, Any], head: dict[str, Any], higher: bool) -> str:
-    """``slower``/``faster`` when the ranges do not overlap, else ``same``."""
+    """``slower``/``faster`` when the ranges do not overlap, else ``same``;
+    ``few runs`` under MIN_RUNS a side."""
     if "median" not in base or "median" not in head:
         return "no figure"
+    if min(len(base["values"]), len(head["values"])) < MIN_RUNS:
+        return "few runs"
     if head["max"] < base["min"]:
         return "faster" if not higher else "slower"
     if head["min"] > base["max"]:

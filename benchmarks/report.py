@@ -263,8 +263,9 @@ def compare_section(doc: dict[str, Any]) -> str:
     lines = ["### Before and after: `benchmarks/compare.py`", "", *compare_facts(doc), "",
              "Medians over the runs of each side, with their min\u2013max; head/base "
              "divides the medians (for times a ratio of times). The verdict is slower or "
-             "faster only when the two ranges do not overlap. Heartbeat p99 in ms, base / "
-             "head; CPU: head/base of the CPU time per op.", "",
+             "faster only when the two ranges do not overlap, and needs 3 runs a side (\"few "
+             "runs\" with fewer). Heartbeat p99 in ms, base / head; CPU: head/base of the CPU "
+             "time per op.", "",
              "| benchmark | workload | loop | engine | unit | base | head | head/base | "
              "verdict | heartbeat p99 | CPU |",
              "|---|---|---|---|---|---:|---:|---:|---|---:|---:|"]
