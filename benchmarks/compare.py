@@ -335,6 +335,13 @@ def fmt(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
+def verdicts_text(s: dict[str, Any]) -> str:
+    if s["chance_apart"] > chance_apart(MIN_RUNS):
+        return f"no verdicts: they need {MIN_RUNS} runs a side"
+    return (f"{s['slower']} slower, {s['faster']} faster (ranges apart: "
+            f"{s['chance_apart']:.1%} of rows by chance alone), the rest the same")
+
+
 def print_table(rows: list[dict[str, Any]], sides: tuple[Side, Side],
                 s: dict[str, Any]) -> None:
     print(f"\nbase {sides[0].describe()} ({sides[0].spec}), head {sides[1].describe()} "
@@ -353,9 +360,7 @@ def print_table(rows: list[dict[str, Any]], sides: tuple[Side, Side],
               f"{r['verdict']:9} {hb:>11} {cpu:>7}")
     if s["rows"]:
         print(f"\nhead/base over {s['rows']} rows: {s['min']:.3f} to {s['max']:.3f}, median "
-              f"|ratio - 1| {s['median_abs_dev']:.3f}; {s['slower']} slower, {s['faster']} "
-              f"faster (ranges apart: {s['chance_apart']:.1%} of rows by chance alone), "
-              "the rest the same")
+              f"|ratio - 1| {s['median_abs_dev']:.3f}; " + verdicts_text(s))
     if s["max_load"] is not None and s["max_load"] > 0.5 * (s["nproc"] or 1):
         print(f"note: load average up to {s['max_load']:.2f} on {s['nproc']} CPUs during the "
               "runs: other work shared the machine, expect noise")

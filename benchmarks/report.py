@@ -230,14 +230,15 @@ def compare_row(row: dict[str, Any]) -> str:
             f"{DASH if cpu is None else f'{cpu:.3f}'} |")
 
 
-def spread_text(s: dict[str, Any]) -> str:
+def spread_text(s: dict[str, Any], rounds: int) -> str:
     if not s.get("rows"):
         return "no row has figures on both sides"
+    verdicts = ("no verdicts (they need 3 runs a side)" if rounds < 3 else
+                f"{s['slower']} slower and {s['faster']} faster (ranges apart, which noise "
+                f"alone does in {s['chance_apart']:.1%} of rows), the rest the same")
     return (f"head/base over {s['rows']} rows from {s['min']:.3f} to {s['max']:.3f}, median "
-            f"|head/base {DASH} 1| {s['median_abs_dev']:.3f}; {s['slower']} slower and "
-            f"{s['faster']} faster (ranges apart, which noise alone does in "
-            f"{s['chance_apart']:.1%} of rows), the rest the same; load average up to "
-            f"{s['max_load']:.2f} during the runs")
+            f"|head/base {DASH} 1| {s['median_abs_dev']:.3f}; {verdicts}; load average up "
+            f"to {s['max_load']:.2f} during the runs")
 
 
 def compare_facts(doc: dict[str, Any]) -> list[str]:
@@ -249,13 +250,13 @@ def compare_facts(doc: dict[str, Any]) -> list[str]:
             "per side and benchmark, the side that runs first alternating",
             f"- base: {side_text(doc['base'])}",
             f"- head: {side_text(doc['head'])}",
-            f"- benchmark code, the same for both: `{doc['bench_code']['commit'][:12]}`",
+            f"- benchmark code, the same for both: {side_text(doc['bench_code'])}",
             f"- options of each run: {options}",
             f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m.get('mem_mib')} MiB, Linux "
             f"{m['kernel']}, Python {m['python']}, uvloop {m.get('uvloop')}, caio "
             f"{m.get('caio')}, aiofiles {m.get('aiofiles')}",
             f"- load average (1, 5, 15 min): {load[0]} at the start, {load[1]} at the end",
-            f"- {spread_text(doc['spread'])}"]
+            f"- {spread_text(doc['spread'], doc['rounds'])}"]
 
 
 def compare_section(doc: dict[str, Any]) -> str:
