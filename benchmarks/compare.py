@@ -77,7 +77,7 @@ def git(*args: str, binary: bool = False, cwd: str = ROOT) -> Any:
     out = subprocess.run(["git", *args], capture_output=True, cwd=cwd, timeout=120)
     if out.returncode != 0:
         raise SystemExit(f"git {' '.join(args)} failed: {out.stderr.decode().strip()}")
-    return out.stdout if binary else out.stdout.decode().strip()
+    return out.stdout if binary else out.stdout.decode().rstrip()  # status lines start with " "
 
 
 @dataclass
