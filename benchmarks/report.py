@@ -6,7 +6,11 @@ Writes two regions, each between its markers, and nothing else:
   one table with every row of every benchmark;
 * ``benchmarks/RESULTS.md``, between ``<!-- tables:begin -->`` and
   ``<!-- tables:end -->``: per benchmark, its command, date, commit, machine
-  and a table of the same rows with CPU per op, the rounds and notes.
+  and a table of the same rows with CPU per op, the rounds and notes;
+* ``benchmarks/RESULTS.md``, between ``<!-- compare:begin -->`` and
+  ``<!-- compare:end -->`` (added at the end when missing), only when
+  ``benchmarks/results/compare.json`` exists: the before/after table that
+  ``benchmarks/compare.py`` measured.
 
 Both tables come from the same rows, so the README never shows fewer rows
 (misses included) than RESULTS.md.  ``--check`` exits 1 when either file
@@ -35,7 +39,9 @@ def load(directory: str) -> list[dict[str, Any]]:
     docs = []
     for path in glob.glob(os.path.join(directory, "*.json")):
         with open(path) as f:
-            docs.append(json.load(f))
+            doc = json.load(f)
+        if doc.get("benchmark") != "compare":  # compare.json has its own section
+            docs.append(doc)
     rank = {name: i for i, name in enumerate(ORDER)}
     return sorted(docs, key=lambda d: (rank.get(d["benchmark"], 99), d["benchmark"]))
 
@@ -195,11 +201,106 @@ def render(path: str, begin: str, end: str, body: str, check: bool) -> bool:
     return True
 
 
+def side_text(side: dict[str, Any]) -> str:
+    commit = f"`{(side.get('commit') or '?')[:12]}`"
+    if side.get("subject"):
+        commit += f" ({side['subject']})"
+    dirty = side.get("uncommitted") or []
+    if dirty:
+        commit += f" + uncommitted changes to {', '.join(dirty)}"
+    return commit
+
+
+def side_figure(stats: dict[str, Any], unit: str) -> str:
+    if "median" not in stats:
+        return f"*{', '.join(stats.get('status') or ['no run'])}*"
+    return (f"{num(stats['median'], unit)} ({num(stats['min'], unit)}{DASH}"
+            f"{num(stats['max'], unit)})")
+
+
+def compare_row(row: dict[str, Any]) -> str:
+    b, h, unit = row["base"], row["head"], row["unit"]
+    better = "higher" if row["higher_is_better"] else "lower"
+    hb = " / ".join(DASH if s.get("hb_p99_ms") is None else f"{s['hb_p99_ms']:.1f}"
+                    for s in (b, h))
+    rate, cpu = row.get("ratio"), row.get("cpu_ratio")
+    return (f"| {row['bench']} | {row['workload']} | {loop_cell(row)} | {row['engine']} | "
+            f"{unit}, {better} | {side_figure(b, unit)} | {side_figure(h, unit)} | "
+            f"{DASH if rate is None else f'{rate:.3f}'} | {row['verdict']} | {hb} | "
+            f"{DASH if cpu is None else f'{cpu:.3f}'} |")
+
+
+def spread_text(s: dict[str, Any], rounds: int) -> str:
+    if not s.get("rows"):
+        return "no row has figures on both sides"
+    verdicts = ("no verdicts (they need 3 runs a side)" if rounds < 3 else
+                f"{s['slower']} slower and {s['faster']} faster (ranges apart, which noise "
+                f"alone does in {s['chance_apart']:.1%} of rows), the rest the same")
+    return (f"head/base over {s['rows']} rows from {s['min']:.3f} to {s['max']:.3f}, median "
+            f"|head/base {DASH} 1| {s['median_abs_dev']:.3f}; {verdicts}; load average up "
+            f"to {s['max_load']:.2f} during the runs")
+
+
+def compare_facts(doc: dict[str, Any]) -> list[str]:
+    m = doc["machine"]
+    load = [", ".join(f"{x:.2f}" for x in m.get(k, [])) for k in ("loadavg_start", "loadavg_end")]
+    options = "; ".join(f"{b} `{' '.join(o)}`" for b, o in doc["bench_options"].items())
+    return [f"- command: `{doc['command']}`",
+            f"- date: {doc['date']}; {doc['wall_s'] / 60:.1f} min; {doc['rounds']} run(s) "
+            "per side and benchmark, the side that runs first alternating",
+            f"- base: {side_text(doc['base'])}",
+            f"- head: {side_text(doc['head'])}",
+            f"- benchmark code, the same for both: {side_text(doc['bench_code'])}",
+            f"- options of each run: {options}",
+            f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m.get('mem_mib')} MiB, Linux "
+            f"{m['kernel']}, Python {m['python']}, uvloop {m.get('uvloop')}, caio "
+            f"{m.get('caio')}, aiofiles {m.get('aiofiles')}",
+            f"- load average (1, 5, 15 min): {load[0]} at the start, {load[1]} at the end",
+            f"- {spread_text(doc['spread'], doc['rounds'])}"]
+
+
+def compare_section(doc: dict[str, Any]) -> str:
+    """The before/after table of ``benchmarks/compare.py``'s JSON."""
+    lines = ["### Before and after: `benchmarks/compare.py`", "", *compare_facts(doc), "",
+             "Medians over the runs of each side, with their min\u2013max; head/base "
+             "divides the medians (for times a ratio of times). The verdict is slower or "
+             "faster only when the two ranges do not overlap, and needs 3 runs a side (\"few "
+             "runs\" with fewer). Heartbeat p99 in ms, base / head; CPU: head/base of the CPU "
+             "time per op.", "",
+             "| benchmark | workload | loop | engine | unit | base | head | head/base | "
+             "verdict | heartbeat p99 | CPU |",
+             "|---|---|---|---|---|---:|---:|---:|---|---:|---:|"]
+    lines += [compare_row(row) for row in doc["rows"]]
+    return "\n".join(lines)
+
+
+def render_compare(path: str, compare: str, check: bool) -> bool:
+    """The before/after region of ``path`` (its markers added at the end when
+    missing), when the file ``compare`` exists; True when up to date."""
+    if not os.path.exists(compare):
+        return True
+    with open(compare) as f:
+        body = compare_section(json.load(f))
+    with open(path) as f:
+        old = f.read()
+    begin, end = "<!-- compare:begin -->", "<!-- compare:end -->"
+    text = old if begin in old else f"{old.rstrip()}\n\n{begin}\n{end}\n"
+    new = replace_region(text, begin, end, body)
+    if check:
+        return new == old
+    if new != old:
+        with open(path, "w") as f:
+            f.write(new)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", default=os.path.join(HERE, "results"))
     p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     p.add_argument("--results-md", default=os.path.join(HERE, "RESULTS.md"))
+    p.add_argument("--compare", help="benchmarks/compare.py's JSON (default: compare.json "
+                   "in --results; without that file its section is left as it is)")
     p.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
     args = p.parse_args(argv)
     docs = load(args.results)
@@ -210,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.check)
     ok = render(args.readme, "<!-- results:begin -->", "<!-- results:end -->",
                 readme_table(docs), args.check) and ok
+    compare = args.compare or os.path.join(args.results, "compare.json")
+    ok = render_compare(args.results_md, compare, args.check) and ok
     if args.check and not ok:
         print("README.md or benchmarks/RESULTS.md differs from benchmarks/results/*.json: "
               "run python benchmarks/report.py", file=sys.stderr)
