@@ -82,6 +82,33 @@ async def test_context_never_runs_more_than_max_active_jobs(aio: Env, max_active
         os.close(fd)
 
 
+@pytest.mark.parametrize("max_active", [1, 3])
+async def test_max_active_holds_while_more_workers_are_awake(aio: Env, max_active: int) -> None:
+    """Jobs submitted one call at a time each wake an idle worker: the workers
+    beyond max_active must find the context at its limit and leave its jobs
+    queued.  The jobs are 64 MiB reads of /dev/zero (a character device that is
+    not a tty: the worker daemons run them), long enough that workers taking
+    them beyond the limit would be seen running together."""
+    count = 24
+    assert await wake_every_idle_worker(aio) >= count  # idle workers to spare
+    buf = bytearray(1 << 26)  # shared: every job reads zeros into it
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        async with AioContext(max_active=max_active, max_queued=count) as ctx:
+            cbs = [Aiocb(fd, buf, None, -1) for _ in range(count)]
+            seen: list[int] = []
+            for cb in cbs:
+                ctx.aio_read(cb)
+                seen.append(ctx.statistics().active)
+            await aio.until(sampler(lambda: ctx.statistics().active, seen,
+                                    lambda: ctx.statistics().done == count), 60)
+            assert max(seen) <= max_active, f"{max(seen)} jobs ran at once"
+            assert [await cb for cb in cbs] == [len(buf)] * count
+        assert buf.count(0) == len(buf)
+    finally:
+        os.close(fd)
+
+
 async def test_statistics_active_counts_only_running_jobs_while_the_loop_is_busy(
         aio: Env) -> None:
     """Jobs a worker has finished are no longer active, even before the loop

@@ -12,32 +12,18 @@ import errno
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from helpers import BACKENDS, open_fds, run_in_a_thread, run_on, wait_child
+from helpers import open_fds, run_in_a_thread, run_on, wait_child
 
 import aioposix
 from aioposix import SIGEV_THREAD, Aiocb, AioContext, SigEvent, sysctl
-from aioposix._backends.ring import probe as uring_probe
 
 if TYPE_CHECKING:
     from conftest import Env
 
 BLOCK = 1 << 16
-
-
-@pytest.fixture(params=list(BACKENDS))
-def backend(request: pytest.FixtureRequest) -> Any:
-    """For plain (sync) tests: one backend's tunables, and no descriptor left behind."""
-    if request.param == "io_uring" and (reason := uring_probe()) is not None:
-        pytest.skip(f"io_uring is not usable here: {reason}")
-    sysctl.reset()  # type: ignore[attr-defined]
-    sysctl["vfs.aio.backend"], sysctl["vfs.aio.inline"] = BACKENDS[request.param]
-    before = open_fds()
-    yield request.param
-    sysctl.reset()  # type: ignore[attr-defined]
-    assert open_fds() == before
 
 
 class Fired:
@@ -92,7 +78,6 @@ def check_rundown(fired: Fired, parked: list[Aiocb], writes: list[Aiocb], path: 
 
 
 async def test_async_with_exit_runs_the_context_down(aio: Env) -> None:
-    sysctl["vfs.aio.inline"] = 0  # appends go to the backend and queue up behind each other
     r, w = os.pipe()
     path = aio.tmp / "log.bin"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -181,9 +166,9 @@ async def test_rundown_of_one_context_leaves_another_alone(aio: Env) -> None:
 # -- the default context dies with its loop ----------------------------------------------------
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_default_context_is_run_down_when_its_loop_ends(backend: str, tmp_path: Path,
-                                                        loop: str) -> None:
+def test_default_context_is_run_down_when_its_loop_ends(aio: Env) -> None:
+    """A plain test: the loop is the application's own, of the variant's kind."""
+    tmp_path = aio.tmp
     baseline_count = sysctl["vfs.aio.num_queue_count"]
     r, w = os.pipe()
     path = tmp_path / "log.bin"
@@ -204,7 +189,7 @@ def test_default_context_is_run_down_when_its_loop_ends(backend: str, tmp_path: 
         return ctx, done, parked, writes  # nothing reaped
 
     try:
-        ctx, done, parked, writes = run_on(loop, main())
+        ctx, done, parked, writes = run_on(aio.loop, main())
         assert ctx.closed
         assert sysctl["vfs.aio.num_queue_count"] == baseline_count
         assert (done.error, done.status, bytes(done.buf)) == (0, 8, b"abcdefgh")
@@ -244,8 +229,8 @@ async def _read_write_jobs(path: Path, thread: int, count: int) -> int:
         os.close(fd)
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_many_loops_in_many_threads(backend: str, tmp_path: Path, loop: str) -> None:
+def test_many_loops_in_many_threads(aio: Env) -> None:
+    tmp_path, loop = aio.tmp, aio.loop
     threads, count = 4, 500
     baseline_count = sysctl["vfs.aio.num_queue_count"]
     start = threading.Barrier(threads)
@@ -313,11 +298,11 @@ def _in_child(path: Path, parent_ctx: AioContext, pool: bool) -> None:
         os._exit(code)
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_fork_child_gets_a_fresh_kernel_and_parent_jobs_are_unaffected(
-        backend: str, tmp_path: Path, loop: str) -> None:
-    if backend == "inline":
-        pytest.skip("the parent's jobs must be in flight (on workers or in the ring) at the fork")
+# the parent's jobs must be in flight (on workers or in the ring) at the fork: not on
+# the inline variant, whose page-cache writes may all finish inside their submit calls
+@pytest.mark.backends("pool", "io_uring", "io_uring+inline")
+def test_fork_child_gets_a_fresh_kernel_and_parent_jobs_are_unaffected(aio: Env) -> None:
+    tmp_path, loop = aio.tmp, aio.loop
     path = tmp_path / "parent.bin"
     blocks = [bytes([65 + i % 26]) * BLOCK for i in range(64)]
 
@@ -330,7 +315,7 @@ def test_fork_child_gets_a_fresh_kernel_and_parent_jobs_are_unaffected(
                 ctx.aio_write(cb)
             pid = os.fork()
             if pid == 0:
-                _in_child(tmp_path / "child.bin", ctx, backend == "pool")
+                _in_child(tmp_path / "child.bin", ctx, aio.slow_path == "pool")
             statuses = [await cb for cb in cbs]
             return statuses, await wait_child(pid, 40)
         finally:

@@ -41,7 +41,6 @@ from aioposix import (
     sysctl,
 )
 from aioposix._backends.ring import Ring
-from aioposix._backends.ring import probe as uring_probe
 from aioposix._core import loopdata as _loopdata
 
 if TYPE_CHECKING:
@@ -156,7 +155,7 @@ async def test_direct_misaligned_read_goes_to_pool(aio: Env, offset: int,
                 ctx.aio_read(cb)
             assert ctx.statistics().buffer_jobs == 0
             assert sysctl["vfs.aio.num_buf_aio"] == 0
-            if aio.backend != "io_uring":  # the io_uring file backend may take them too
+            if aio.slow_path == "pool":  # a ring file backend may take them too
                 assert all(cb.state in POOL_STATES or cb.state is JobState.DONE
                            for cb in cbs)
             for cb, buf in zip(cbs, bufs, strict=True):
@@ -518,7 +517,7 @@ async def test_blockdev_buffered_round_trip(aio: Env, loop_device: tuple[str, by
             src[:] = pattern(BLOCK, 77)
             write = Aiocb(fd, src, offset=3 * BLOCK)
             ctx.aio_write(write)
-            if aio.backend != "inline":  # inline may finish it in the page cache
+            if not aio.inline:  # an inline variant may finish it in the page cache
                 assert write.state is JobState.KERNEL
                 assert ctx.statistics().buffer_jobs == 1
             assert await write == BLOCK
@@ -561,11 +560,22 @@ async def test_blockdev_past_max_buf_goes_to_the_daemons(
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("flags", [os.O_DIRECT, 0], ids=["direct", "buffered"])
-async def test_blockdev_aio_cancel_notcanceled(aio: Env, loop_device: tuple[str, bytes],
-                                               flags: int) -> None:
-    if not flags and aio.backend == "inline":
-        pytest.skip("buffered reads may be page-cache hits served inline, not kernel jobs")
+async def test_blockdev_aio_cancel_notcanceled_direct(aio: Env,
+                                                      loop_device: tuple[str, bytes]) -> None:
+    await cancel_on_blockdev_is_notcanceled(loop_device, os.O_DIRECT)
+
+
+@pytest.mark.root
+@pytest.mark.backends("pool", "io_uring")  # inline variants may serve the read from the cache
+async def test_blockdev_aio_cancel_notcanceled_buffered(aio: Env,
+                                                        loop_device: tuple[str, bytes]) -> None:
+    assert not aio.inline
+    await cancel_on_blockdev_is_notcanceled(loop_device, 0)
+
+
+async def cancel_on_blockdev_is_notcanceled(loop_device: tuple[str, bytes], flags: int) -> None:
+    """A read of the block device is a kernel job: aio_cancel says AIO_NOTCANCELED
+    and the read finishes in full."""
     device, data = loop_device
     fd = os.open(device, os.O_RDWR | flags)
     try:
@@ -804,18 +814,15 @@ def test_no_io_uring_env_falls_back_to_pool(tmp_path: Path) -> None:
 # -- a CQ that overflows ---------------------------------------------------------
 
 
+@pytest.mark.backends("io_uring")  # every file job on the ring, none inline
 @pytest.mark.parametrize("count", [64, 200])
-async def test_cq_overflow_is_flushed_and_every_job_completes(
-        anyio_backend: Any, tmp_path: Path, count: int) -> None:
+async def test_cq_overflow_is_flushed_and_every_job_completes(aio: Env, count: int) -> None:
     """More completions than the CQ holds before one reap: the kernel keeps the
     rest in its overflow list, and every later CQE too, until asked to move
     them in.  Every job must still complete, with the right bytes."""
-    if (reason := uring_probe()) is not None:
-        pytest.skip(f"io_uring is not usable here: {reason}")
-    sysctl.reset()  # type: ignore[attr-defined]
-    sysctl["vfs.aio.backend"], sysctl["vfs.aio.inline"] = "io_uring", 0
+    assert aio.slow_path == "io_uring" and not aio.inline
     data = pattern(count * BLOCK, 9)
-    path = tmp_path / "overflow.bin"
+    path = aio.tmp / "overflow.bin"
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     loop = asyncio.get_running_loop()
@@ -836,7 +843,6 @@ async def test_cq_overflow_is_flushed_and_every_job_completes(
             _loopdata.drop(loop, "ring")
         ring.close()
         os.close(fd)
-        sysctl.reset()  # type: ignore[attr-defined]
 
 
 async def _wait(cb: Aiocb) -> int:
