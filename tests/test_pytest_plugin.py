@@ -153,6 +153,8 @@ def test_fixtures_in_a_user_run(pytester: pytest.Pytester, monkeypatch: pytest.M
     else:
         monkeypatch.setenv("AIOPOSIX_BACKEND", backend)
     options, mark, header, ini = RUNS[run]
+    if "asyncio" in options:
+        pytest.importorskip("pytest_asyncio")
     source = USER_TESTS.format(mark=mark, header=header)
     result = run_user_tests(pytester, source, ini, options)
     result.assert_outcomes(passed=USER_PASSED)
