@@ -4,11 +4,14 @@ Installing aioposix registers this module with pytest (a ``pytest11`` entry
 point named ``aioposix``), so the fixtures below are there in every test
 run, with no import and no ``conftest.py`` line.  They work under
 pytest-asyncio (strict or auto mode) and under AnyIO's pytest plugin on its
-asyncio backend; see ``docs/testing.md``.
+asyncio backend (the default loop or uvloop); see ``docs/pytest-plugin.md``.
+Under AnyIO's trio backend ``aioposix_context`` fails at set-up with a
+RuntimeError that says aioposix needs an asyncio event loop.
 
 - ``aioposix_context``: a fresh ``AioContext`` made on the test's event loop
-  and run down (``aclose``) when the test ends, so a test never shares
-  queues, quotas or leftover jobs with another.
+  and run down (``aclose``) when the test ends: jobs still queued or parked
+  are cancelled (ECANCELED), so a test never shares queues, quotas or
+  leftover jobs with another.
 - ``aioposix_sysctl``: ``aioposix.sysctl``, put back as the process started
   when the test ends, whatever the test set.
 - ``aioposix_fault``: ``arm(errno, count=1, path="any")`` makes the next jobs
@@ -27,6 +30,7 @@ from typing import Any, Protocol, TypeVar, cast
 import pytest
 
 from aioposix._context.context import AioContext
+from aioposix._core.running import running_loop
 from aioposix._kernel.kernel import KERNEL
 from aioposix._kernel.tunables import Sysctl
 from aioposix.testing import inject_fault
@@ -50,7 +54,12 @@ def _async_fixture(func: F) -> F:
 
 @_async_fixture
 async def aioposix_context() -> AsyncIterator[AioContext]:
-    """A fresh AioContext on the test's loop, run down when the test ends."""
+    """A fresh AioContext on the test's loop, run down when the test ends.
+
+    Its limits are copied from ``aioposix.sysctl`` when it is made.  Jobs the
+    test left queued or parked end with ECANCELED at teardown.
+    """
+    running_loop()  # under trio: a RuntimeError that names the cause, at set-up
     async with AioContext() as ctx:
         yield ctx
 
@@ -75,7 +84,11 @@ class Arm(Protocol):
 @pytest.fixture
 def aioposix_fault() -> Iterator[Arm]:
     """``arm(code, count=1, path="any", raise_in_worker=False)``: the next
-    ``count`` jobs on ``path`` fail with ``code``; disarmed when the test ends."""
+    ``count`` jobs on ``path`` fail with ``code``; disarmed when the test ends.
+
+    ``path`` is one of "pool", "io_uring", "bridge", "inline" or "any", as for
+    ``aioposix.testing.inject_fault``; arming a path again replaces its fault.
+    """
     with contextlib.ExitStack() as stack:
 
         def arm(code: int, count: int = 1, path: str = "any",

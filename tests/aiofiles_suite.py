@@ -7,10 +7,10 @@ It fetches aiofiles' source distribution from PyPI (``pip download
 replaces the word ``aiofiles`` by ``aioposix`` in them (``--module aiofiles``
 runs them unchanged, as a control), runs them with pytest and
 pytest-asyncio in a separate process, and prints one line per test that
-failed and a summary.  Exit status: 0 when every test passed or is listed
-in ``PRIVATE`` below or fails on aiofiles itself too (run unchanged
-beside it when aiofiles is installed: some tests expect not to be root),
-1 otherwise, 77 when the sdist or pytest-asyncio is
+failed or was skipped, with the reason, and a summary.  Exit status: 0 when
+every test passed or is listed in ``PRIVATE`` below or fails on aiofiles
+itself too (run unchanged beside it when aiofiles is installed: some tests
+expect not to be root), 1 otherwise, 77 when the sdist or pytest-asyncio is
 not available (nothing was run).
 
 ``PRIVATE`` lists the tests that read or patch aiofiles' implementation
@@ -77,23 +77,26 @@ def extract_tests(sdist: Path, dest: Path, module: str) -> Path:
     return tests
 
 
-def run(tests: Path) -> dict[str, str]:
-    """{test id: "passed" | "failed" | "skipped"}, from pytest's junit report."""
+def run(tests: Path) -> dict[str, tuple[str, str]]:
+    """{test id: (outcome, message)}, from pytest's junit report: the outcome is
+    "passed", "failed" or "skipped", the message pytest's (empty when passed)."""
     report = tests / "report.xml"
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-c", str(tests / "pytest.ini"),
                     "--rootdir", str(tests), f"--junitxml={report}", str(tests)],
                    cwd=tests.parent, capture_output=True)  # its tests expect the sdist's root
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, tuple[str, str]] = {}
     for case in ET.parse(report).iter("testcase"):
         module, name = case.get("classname", ""), case.get("name", "")
         if module:
             name = f"{module.replace('.', '/')}.py::{name}"
         else:  # a module that failed to import
             name = f"{name.replace('.', '/')}.py"
-        kinds = {child.tag for child in case}
-        outcome = ("failed" if kinds & {"failure", "error"} else
-                   "skipped" if "skipped" in kinds else "passed")
-        outcomes[name] = outcome
+        found = {child.tag: child.get("message", "") for child in case}
+        kind = next((k for k in ("failure", "error", "skipped") if k in found), None)
+        outcome = {"failure": "failed", "error": "failed", "skipped": "skipped",
+                   None: "passed"}[kind]
+        message = found.get(kind, "") if kind else ""
+        outcomes[name] = (outcome, " ".join(message.split())[:160])
     return outcomes
 
 
@@ -101,18 +104,24 @@ def base_id(name: str) -> str:
     return name.split("[", 1)[0]
 
 
-def summarize(outcomes: dict[str, str], control: dict[str, str]) -> int:
-    """Print the failures and the counts; 1 if a failure is neither private
-    nor a failure of aiofiles itself on this machine (``control``)."""
-    failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+def summarize(outcomes: dict[str, tuple[str, str]],
+              control: dict[str, tuple[str, str]]) -> int:
+    """Print the failures and skips with their reasons, and the counts; 1 if a
+    failure is neither private nor a failure of aiofiles itself on this machine
+    (``control``)."""
     unexpected = 0
-    for name in failed:
+    for name, (outcome, message) in sorted(outcomes.items()):
+        if outcome == "skipped":
+            print(f"SKIPPED {name}  ({message})")
+            continue
+        if outcome != "failed":
+            continue
         why = PRIVATE.get(base_id(name))
-        if why is None and control.get(name) == "failed":
+        if why is None and control.get(name, ("", ""))[0] == "failed":
             why = "fails on aiofiles itself here"
         unexpected += why is None
-        print(f"FAILED {name}" + (f"  ({why})" if why else ""))
-    counts = {kind: sum(o == kind for o in outcomes.values())
+        print(f"FAILED {name}  ({why or message})")
+    counts = {kind: sum(o == kind for o, _ in outcomes.values())
               for kind in ("passed", "failed", "skipped")}
     print(f"{counts['passed']} passed, {counts['failed']} failed "
           f"({unexpected} unexpected), {counts['skipped']} skipped, of {len(outcomes)}")
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             print("skipped: aiofiles' sdist could not be downloaded from PyPI")
             return UNAVAILABLE
         outcomes = run(extract_tests(sdist, work / args.module, args.module))
-        control = {}
+        control: dict[str, tuple[str, str]] = {}
         if args.module != "aiofiles" and importlib.util.find_spec("aiofiles") is not None:
             control = run(extract_tests(sdist, work / "aiofiles", "aiofiles"))
         return summarize(outcomes, control)

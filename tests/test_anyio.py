@@ -1,4 +1,5 @@
-"""The public API from AnyIO code on the asyncio backend (docs/contract.md, rule 8 and 27).
+"""The public API from AnyIO code on the asyncio backend (docs/contract.md, rule 8 and 27),
+and, at the end, the one error every call gives under AnyIO's trio backend.
 
 AnyIO cancels through cancel scopes: ``move_on_after`` and ``CancelScope.cancel()``
 end up as a CancelledError thrown into the task at its current await.  Rule 8
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import importlib.util
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,6 +30,8 @@ import aioposix
 from aioposix import LIO_READ, LIO_WAIT, SIGEV_THREAD, Aiocb, AioContext, SigEvent
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from anyio.abc import TaskStatus
     from conftest import Env
 
@@ -434,3 +439,77 @@ async def test_file_read_cancelled_by_scope_leaves_file_usable(aio: Env) -> None
             await f.pread(len(data), 0)
         assert await f.pread(10, 100) == data[100:110]
     await aio.until(lambda: idle(aioposix.current_context()))
+
+
+# -- AnyIO's trio backend: not supported, and every entry point says so -----------------
+
+TRIO_MESSAGE = "aioposix needs an asyncio event loop; AnyIO's trio backend is not supported"
+
+
+async def _submit_on_new_context(path: Path) -> object:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        AioContext().aio_read(Aiocb(fd, bytearray(1)))
+    finally:
+        os.close(fd)
+    return None
+
+
+async def _submit_on_default_context(path: Path) -> object:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        aioposix.aio_read(Aiocb(fd, bytearray(1)))
+    finally:
+        os.close(fd)
+    return None
+
+
+async def _pread(path: Path) -> object:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return await aioposix.pread(fd, 1, 0)
+    finally:
+        os.close(fd)
+
+
+async def _open(path: Path) -> object:
+    return await aioposix.open(path, "rb")
+
+
+async def _current_context(path: Path) -> object:
+    return aioposix.current_context()
+
+
+async def _os_stat(path: Path) -> object:
+    return await aioposix.os.stat(path)
+
+
+async def _tempfile(path: Path) -> object:
+    return await aioposix.tempfile.TemporaryFile()
+
+
+TRIO_CALLS: dict[str, Callable[[Path], Awaitable[object]]] = {
+    "AioContext.aio_read": _submit_on_new_context,
+    "aio_read": _submit_on_default_context,
+    "pread": _pread,
+    "open": _open,
+    "current_context": _current_context,
+    "os.stat": _os_stat,
+    "tempfile.TemporaryFile": _tempfile,
+}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("trio") is None, reason="trio is not installed")
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+@pytest.mark.parametrize("call", list(TRIO_CALLS))
+async def test_trio_backend_names_the_cause(anyio_backend: str, call: str,
+                                            tmp_path: Path) -> None:
+    import trio
+
+    trio.lowlevel.current_trio_token()  # raises unless trio runs this test
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"x")
+    with pytest.raises(RuntimeError) as info:
+        await TRIO_CALLS[call](path)
+    assert str(info.value) == TRIO_MESSAGE
+    assert path.read_bytes() == b"x"
