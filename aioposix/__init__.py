@@ -65,8 +65,8 @@ from aioposix._core.constants import SIGEV_NONE as SIGEV_NONE
 from aioposix._core.constants import SIGEV_SIGNAL as SIGEV_SIGNAL
 from aioposix._core.constants import SIGEV_THREAD as SIGEV_THREAD
 from aioposix._core.job import Aiocb as Aiocb
-from aioposix._core.job import JobState as JobState
 from aioposix._core.sigevent import SigEvent as SigEvent
+from aioposix._core.states import JobState as JobState
 from aioposix._file.base import AsyncFile as AsyncFile
 from aioposix._file.binary import AsyncBinaryFile as AsyncBinaryFile
 from aioposix._file.opening import open as open
@@ -78,7 +78,7 @@ from aioposix._file.stdio import stdout as stdout
 from aioposix._file.stdio import stdout_bytes as stdout_bytes
 from aioposix._file.text import AsyncTextFile as AsyncTextFile
 from aioposix._kernel.kernel import sysctl as sysctl
-from aioposix._notify.kqueue import KEvent as KEvent
+from aioposix._notify.kevent import KEvent as KEvent
 from aioposix._notify.kqueue import Kqueue as Kqueue
 
 __version__ = "0.1.0"

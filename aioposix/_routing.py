@@ -39,7 +39,7 @@ from fcntl import fcntl as _fcntl
 from typing import TYPE_CHECKING, NamedTuple
 
 from aioposix._core.constants import LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV
-from aioposix._core.contract import Route
+from aioposix._core.states import Route
 
 if TYPE_CHECKING:
     from aioposix._core.job import Aiocb

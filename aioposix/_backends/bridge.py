@@ -48,8 +48,10 @@ from typing import TYPE_CHECKING
 
 from aioposix._core import faults, loopdata, syscalls
 from aioposix._core.constants import LIO_READ, LIO_READV
-from aioposix._core.contract import Finish, TakeBack
+from aioposix._core.contract import Finish
+from aioposix._core.errors import error
 from aioposix._core.job import PARKED, Aiocb
+from aioposix._core.states import TakeBack
 
 if TYPE_CHECKING:
     import asyncio
@@ -120,7 +122,7 @@ def _open_channel_fd(fd: int, mode: int, is_write: bool) -> tuple[int, int]:
         return os.dup(fd), TOGGLE
     except OSError as exc:
         if exc.errno == errno.ENXIO and is_write:  # a FIFO with no reader
-            raise OSError(errno.EPIPE, os.strerror(errno.EPIPE)) from None
+            raise error(errno.EPIPE, "the FIFO has no reader") from None
         raise
 
 

@@ -32,8 +32,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aioposix._core import syscalls
-from aioposix._core.contract import Finish, TakeBack
+from aioposix._core.contract import Finish
 from aioposix._core.job import DONE, QUEUED, RUNNING, Aiocb
+from aioposix._core.states import TakeBack
 from aioposix._kernel.kernel import KERNEL
 
 if TYPE_CHECKING:

@@ -61,8 +61,9 @@ from aioposix._backends import uring_abi as abi
 from aioposix._backends.uring_abi import CQE, SQE, U32
 from aioposix._core import faults, loopdata
 from aioposix._core.constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC, LIO_WRITE, LIO_WRITEV
-from aioposix._core.contract import Finish, TakeBack
+from aioposix._core.contract import Finish
 from aioposix._core.job import KERNEL as IN_KERNEL
+from aioposix._core.states import TakeBack
 from aioposix._core.syscalls import remaining
 from aioposix._kernel.kernel import KERNEL
 from aioposix._kernel.reaper import REAPER

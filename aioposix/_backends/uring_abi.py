@@ -15,6 +15,8 @@ import os
 import struct
 from typing import Any
 
+from aioposix._core.errors import error, failed
+
 NR_SETUP, NR_ENTER, NR_REGISTER = 425, 426, 427  # the same on x86-64 and arm64
 OFF_SQ_RING, OFF_CQ_RING, OFF_SQES = 0, 0x8000000, 0x10000000
 FEAT_SINGLE_MMAP = 1
@@ -59,7 +61,7 @@ syscall.restype = ctypes.c_long
 def check(result: int) -> int:
     if result < 0:
         code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
+        raise failed(code)
     return result
 
 
@@ -75,7 +77,7 @@ def address(view: Any, writable: bool) -> tuple[int, int, Any]:
     mv = view if type(view) is memoryview else memoryview(view)
     if mv.readonly:
         if writable:
-            raise OSError(errno.EFAULT, "read-only buffer")
+            raise error(errno.EFAULT, "cannot read into a read-only buffer")
         data = bytes(mv)  # a read-only buffer ctypes cannot address: one copy
         return address(data, False)
     if mv.nbytes == 0:

@@ -42,6 +42,7 @@ from aioposix._backends.pool import POOL, PoolPort
 from aioposix._backends.ring import RingPort
 from aioposix._context import listio, rundown, submit, waits
 from aioposix._context.checks import ContextStatistics, check_cb, limit
+from aioposix._context.pipeline import Pipeline
 from aioposix._core import faults
 from aioposix._core.constants import (
     AIO_ALLDONE,
@@ -54,20 +55,19 @@ from aioposix._core.constants import (
     LIO_WRITE,
     LIO_WRITEV,
 )
-from aioposix._core.contract import Backend, Notice, Route, TakeBack
+from aioposix._core.contract import Backend, Notice
 from aioposix._core.errors import einval, failed
 from aioposix._core.fdqueue import FdQueue
 from aioposix._core.job import DONE, IDLE, KERNEL, PARKED, QUEUED, RUNNING, WAITING, Aiocb
 from aioposix._core.running import TRIO_MESSAGE, in_trio
 from aioposix._core.sigevent import SigEvent
 from aioposix._core.sleepers import Sleepers
+from aioposix._core.states import Route, TakeBack
 from aioposix._kernel.kernel import KERNEL as _KERNEL
 from aioposix._kernel.quotas import Quota
 from aioposix._kernel.reaper import REAPER
 from aioposix._notify.lio import LioBatch
-from aioposix._notify.sigevent import deliver
-from aioposix._routing import Facts, is_pollable, writable_stat
-from aioposix._routing import route as route_of
+from aioposix._routing import is_pollable, writable_stat
 
 _preadv = os.preadv
 _running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
@@ -78,7 +78,7 @@ _FD_MAX = 0x7FFFFFFF
 YIELD_EVERY = 384
 
 
-class AioContext:
+class AioContext(Pipeline):
     """The per-"process" AIO state: queues, quotas and every AIO call.
 
     ``max_active``, ``max_queued`` and ``max_buf`` default to the sysctls
@@ -304,177 +304,6 @@ class AioContext:
         cb._ctx, cb._state, cb._views = None, IDLE, None
         self._quota.release()
 
-    def _start(self, cb: Aiocb, flags: int, st: os.stat_result | None, *, tried: bool,
-               checked: bool = True) -> None:
-        """Route an admitted job and hand it to its backend.  ``tried``: the inline
-        attempt was made; ``checked``: the fd's flags are known (not a guess)."""
-        self._in_call += 1
-        try:
-            if not checked:
-                flags = submit.flags_of(cb._key)
-            cb._stat = st
-            where = route_of(cb, flags, cb._key in self._fds, tried, self._facts())
-            if where is Route.INLINE:
-                assert self._inline is not None
-                result = self._inline.attempt(cb, cb._progress)
-                if result is not None:
-                    self._finish_now(cb, *result)
-                    return
-                where = route_of(cb, flags, False, True, self._facts())
-            submit.pin(cb)
-            st = cb._stat
-            assert st is not None
-            self._enqueue(cb, st, where, submit.ordered(cb, flags))
-        except OSError as exc:
-            self._finish_now(cb, -1, exc.errno or errno.EIO)
-        finally:
-            self._in_call -= 1
-
-    def _facts(self) -> Facts:
-        inline = self._inline
-        return Facts(inline is not None, inline is not None and inline.writes_ok,
-                     self._ring_files, self._ring_usable, self._buf_jobs < self.max_buf)
-
-    def _enqueue(self, cb: Aiocb, st: os.stat_result, where: Route, ordered: bool) -> None:
-        """Put the job in its fd's queue and hand it to its backend.
-
-        What may fail (our dup of the fd, the loop's ring: EMFILE) is taken
-        before the job enters the queue; a job that cannot get it finishes
-        at once with that errno, and nothing of it is left anywhere else.
-        An ``ordered`` job (fsync, O_APPEND write) waits as WAITING until
-        every job before it on the fd has finished.
-        """
-        queue = self._fds.get(cb._key)
-        try:
-            if where in (Route.RING, Route.DIRECT) and self._ring is None:
-                self._ring = rundown.take_ring(self)
-            if where is not Route.BRIDGE:
-                queue = queue or FdQueue()
-                cb._fd = queue.descriptor(cb._key, st)
-        except OSError as exc:
-            self._finish_now(cb, -1, exc.errno or errno.EIO)
-            return
-        queue = queue or FdQueue()
-        cb._route = where
-        if where is Route.DIRECT:
-            self._buf_jobs += 1
-            _KERNEL.buf_tokens.append(None)
-        self._fds[cb._key] = queue
-        jobs = queue.jobs
-        barrier = ordered and bool(jobs)
-        jobs[cb] = None
-        if not barrier:
-            self._dispatch(cb)
-
-    def _dispatch(self, cb: Aiocb) -> None:
-        batch = self._batch
-        if batch is not None and cb._route is not Route.BRIDGE:
-            batch.setdefault(cb._route, []).append(cb)  # handed over at the end of the list
-        else:
-            self._ports[cb._route].submit([cb])
-
-    def _flush_batch(self) -> None:
-        batch, self._batch = self._batch, None
-        for where, jobs in (batch or {}).items():
-            self._ports[where].submit(jobs)
-
-    # -- completion ----------------------------------------------------------
-
-    def _finish_now(self, cb: Aiocb, status: int, err: int) -> None:
-        """A job that finished before entering any queue (inline, or refused)."""
-        submit.release_views(cb)
-        cb._stat = None
-        cb._status, cb._error, cb._state = status, err, DONE
-        self._done[cb] = None
-        self._announce(cb)
-
-    def _finish(self, cb: Aiocb, status: int, err: int) -> None:
-        """The backends' Finish: bookkeeping first, notifications after."""
-        cb._status, cb._error, cb._state = status, err, DONE
-        queue = self._leave_queue(cb)
-        if queue is not None:
-            head = next(iter(queue.jobs))
-            if head._state is WAITING:
-                self._dispatch(head)
-        self._done[cb] = None
-        self._announce(cb)
-        if self._closed and self._ring is not None:
-            rundown.release_ring(self)
-
-    def _leave_queue(self, cb: Aiocb) -> FdQueue | None:
-        """Take a finished job out of its fd's queue; the queue if jobs remain."""
-        if cb._route is Route.DIRECT:
-            self._buf_jobs -= 1
-            _KERNEL.buf_tokens.pop()
-        queue = self._fds[cb._key]
-        if cb._fd >= 0:
-            queue.unref(cb._fd)
-            cb._fd = -1
-        submit.release_views(cb)
-        cb._stat = None
-        del queue.jobs[cb]
-        if queue.jobs:
-            return queue
-        del self._fds[cb._key]
-        return None
-
-    def _announce(self, cb: Aiocb) -> None:
-        """A job just finished: wake who waits for it now (that runs no user code)
-        and queue its notifications, snapshotted, for after the current call."""
-        # the notifications are queued before the waiter is woken, so that they
-        # run before the awaiting task resumes and reaps the job
-        if cb._sev is not None or cb._lio is not None:
-            notice = Notice(cb, cb._gen, cb._sev, cb._lio, cb._error)
-            if not self._in_call and not self._later:
-                self._tell(notice)  # from a loop callback: at once, like the kernel
-            else:
-                self._later.append(notice)
-                if len(self._later) == 1:
-                    assert self._loop is not None
-                    self._loop.call_soon(self._flush_later)
-        elif cb._autoreap:
-            self._reap(cb, raising=False)  # its awaiting task was cancelled; nothing to tell
-            self._waiters.wake()  # a rundown or aio_waitcomplete may wait for this one
-            return
-        waiter = cb._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if self._waiters:
-            self._waiters.wake()
-
-    def _flush_later(self) -> None:
-        """Deliver the notifications queued during our calls."""
-        while self._later:
-            notices, self._later = self._later, []
-            for notice in notices:
-                self._tell(notice)
-
-    def _tell(self, notice: Notice) -> None:
-        """Deliver one finished job's notifications, as they were when it finished."""
-        cb, gen = notice.cb, notice.gen
-        if notice.sigevent is not None:
-            assert self._loop is not None
-            deliver(notice.sigevent, self._loop, cb, notice.error, gen=gen)
-        if notice.batch is not None:
-            notice.batch.job_done(notice.error)
-        if cb._autoreap and cb._gen == gen and cb._ctx is self and cb._state is DONE:
-            self._reap(cb, raising=False)
-
-    # -- reaping and status ---------------------------------------------------
-
-    def _reap(self, cb: Aiocb, raising: bool) -> int:
-        if cb._ctx is not self or cb._state is not DONE:
-            raise einval("the job is not done, or not known to this context")
-        del self._done[cb]
-        self._quota.release()
-        # an idle cb has no waiter, batch, sigevent or autoreap: the fast path relies on it
-        cb._ctx, cb._state, cb._waiter, cb._lio, cb._sev, cb._autoreap = (
-            None, IDLE, None, None, None, False)
-        cb._gen += 1
-        if raising and cb._error:
-            raise failed(cb._error)
-        return cb._status
-
     def _collect(self) -> None:
         """Take in what the workers finished, so that status calls see it at once
         (their notifications still wait for the end of the call)."""
@@ -650,7 +479,7 @@ class AioContext:
     def run_down_without_loop(self) -> bool:
         """For the reaper: run down with no loop, then let go of the ring."""
         rundown.without_loop(self)
-        rundown.drop_ring(self)
+        self._drop_ring()
         return True
 
     def __del__(self) -> None:

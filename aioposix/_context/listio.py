@@ -29,10 +29,10 @@ from aioposix._core.constants import (
     LIO_WRITE,
     LIO_WRITEV,
 )
-from aioposix._core.contract import Route
 from aioposix._core.errors import einval, error
 from aioposix._core.job import Aiocb
 from aioposix._core.sigevent import SigEvent
+from aioposix._core.states import Route
 from aioposix._notify.lio import LioBatch
 from aioposix._notify.sigevent import validate as validate_sigevent
 

@@ -17,15 +17,15 @@ import weakref
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Protocol
 
-from aioposix._backends import ring as uring
 from aioposix._backends.ring import RingPort
 from aioposix._context.waits import AioContext as Waiting
 from aioposix._context.waits import sleep
 from aioposix._core.constants import SIGEV_KEVENT
-from aioposix._core.contract import Backend, Route
+from aioposix._core.contract import Backend
 from aioposix._core.fdqueue import FdQueue
-from aioposix._core.job import DONE, IDLE, KERNEL, PARKED, QUEUED, WAITING, Aiocb
+from aioposix._core.job import DONE, IDLE, PARKED, QUEUED, WAITING, Aiocb
 from aioposix._core.sleepers import Sleepers
+from aioposix._core.states import Route
 from aioposix._kernel.kernel import KERNEL as _KERNEL
 from aioposix._kernel.quotas import Quota
 from aioposix._kernel.reaper import REAPER, Watched
@@ -70,6 +70,8 @@ class AioContext(Waiting, Watched, Protocol):
 
     def _finish(self, cb: Aiocb, status: int, err: int) -> None: ...
 
+    def _release_ring(self) -> None: ...
+
 
 async def aclose(ctx: AioContext) -> None:
     """Cancel what waits, wait up to vfs.aio.aiod_timeout for what runs, free all."""
@@ -95,7 +97,7 @@ async def aclose(ctx: AioContext) -> None:
             cb._autoreap = True
     ctx._closed = True
     ctx._sentinel = None
-    release_ring(ctx)
+    ctx._release_ring()
 
 
 def _keep_kevent_once(cb: Aiocb) -> None:
@@ -170,31 +172,6 @@ def after_fork(ctx: AioContext) -> None:
     ctx._done.clear()
     ctx._pool.after_fork()
     ctx._closed = True
-
-
-# -- the loop's ring ----------------------------------------------------------
-
-
-def take_ring(ctx: AioContext) -> RingPort:
-    """The context's port to its loop's ring, made (and the ring held) on first use."""
-    assert ctx._loop is not None
-    port = RingPort(uring.acquire(ctx._loop), ctx._finish, ctx._pool.post)
-    ctx._ports[Route.RING] = ctx._ports[Route.DIRECT] = port
-    return port
-
-
-def release_ring(ctx: AioContext) -> None:
-    """A closed context lets go of the loop's ring once none of its jobs is in it."""
-    if ctx._ring is None or any(
-            cb._state is KERNEL for queue in ctx._fds.values() for cb in queue.jobs):
-        return
-    drop_ring(ctx)
-
-
-def drop_ring(ctx: AioContext) -> None:
-    port, ctx._ring = ctx._ring, None
-    if port is not None:
-        uring.release(port.ring)  # closed once nothing of any context is in flight on it
 
 
 # -- the loop's shutdown ----------------------------------------------------------

@@ -20,8 +20,8 @@ from aioposix._notify.sigevent import validate as validate_sigevent
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from aioposix._core.contract import Owner
     from aioposix._core.job import Aiocb
+    from aioposix._core.peers import Owner
     from aioposix._core.sigevent import SigEvent
     from aioposix._kernel.quotas import Quota
 

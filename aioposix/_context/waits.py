@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from aioposix._context.checks import check_cb, check_list_length, check_timeout
-from aioposix._core.contract import Owner
 from aioposix._core.errors import error
 from aioposix._core.job import DONE, Aiocb
+from aioposix._core.peers import Owner
 from aioposix._core.sleepers import Sleepers
 from aioposix._kernel.quotas import Quota
 

@@ -16,40 +16,24 @@ backend, whatever it runs on, keeps the same small promise:
   result being the bytes moved (or 0 for a sync), -1 with an errno on
   failure.
 
-The routes a job may take are named here too (``Route``), so that the
-routing decision (``aioposix._routing``), the context and the backends
-share one vocabulary, and the record of a notification due later
-(``Notice``).  Nothing here imports a backend or the context: they import
-this.
+The routes and outcomes are named in ``aioposix._core.states`` (``Route``,
+``TakeBack``), shared by the routing decision (``aioposix._routing``), the
+context and the backends; the record of a notification due later
+(``Notice``) is here.  Nothing here imports a backend or the context: they
+import this.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from aioposix._core.peers import Batch
+from aioposix._core.states import TakeBack
 
 if TYPE_CHECKING:
     from aioposix._core.job import Aiocb
     from aioposix._core.sigevent import SigEvent
-
-
-class Route(enum.Enum):
-    """Where a job runs (decided once, by ``aioposix._routing.route``)."""
-
-    INLINE = "inline"  # on the loop thread now, with RWF_NOWAIT (a page-cache hit)
-    BRIDGE = "bridge"  # the readiness bridge: sockets, pipes, FIFOs, ttys
-    RING = "ring"  # io_uring, as the backend of regular files
-    DIRECT = "direct"  # io_uring, as the kernel path of O_DIRECT files and disks (max_buf)
-    POOL = "pool"  # the worker daemons
-
-
-class TakeBack(enum.Enum):
-    """What ``Backend.take_back`` did with a job it was asked to give back."""
-
-    TAKEN = "taken"  # it never started: the caller ends it with ECANCELED
-    STARTED = "started"  # it is running (on a worker, in the kernel): it ends on its own
-    ENDED_SHORT = "ended short"  # a write that had moved bytes: the backend ended it with them
 
 
 Finish = Callable[["Aiocb", int, int], None]
@@ -68,12 +52,6 @@ class Backend(Protocol):
         ...
 
 
-class Batch(Protocol):
-    """An lio_listio batch as a job sees it: told once when the job is done."""
-
-    def job_done(self, error: int) -> None: ...
-
-
 class Notice(NamedTuple):
     """A finished job's notifications, snapshotted when it finished, for later.
 
@@ -89,21 +67,3 @@ class Notice(NamedTuple):
     error: int
 
 
-class EventQueue(Protocol):
-    """A Kqueue as a sigevent and a context see it (``aioposix._notify.kqueue``)."""
-
-    @property
-    def closed(self) -> bool: ...
-
-    def _post(self, ident: object, kfilter: int, flags: int, data: int, udata: object,
-              gen: int = 0) -> None: ...
-
-    def _keep_once(self, cb: object, gen: int) -> None: ...
-
-
-class Owner(Protocol):
-    """The context as its jobs see it: a job waits and is reaped through these."""
-
-    def await_job(self, cb: Aiocb) -> Generator[Any, None, int]:
-        """The generator behind ``await cb``."""
-        ...

@@ -11,38 +11,25 @@ What the kernel copies at submit (vfs_aio.c's copyin of the aiocb) is
 snapshotted into ``_key``/``_off``/``_views``: changing cb.offset or cb.buf
 after submitting does not change the running job, exactly like the C
 interface.  A job waits and is reaped through its context's own methods
-(``aioposix._core.contract.Owner``); this module knows nothing of contexts,
+(``aioposix._core.peers.Owner``); this module knows nothing of contexts,
 backends or batches beyond that contract.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aioposix._core.constants import LIO_NOP
-from aioposix._core.contract import Route
 from aioposix._core.errors import einval
+from aioposix._core.states import JobState, Route
 
 if TYPE_CHECKING:
     import asyncio
 
-    from aioposix._core.contract import Batch, Owner
+    from aioposix._core.peers import Batch, Owner
     from aioposix._core.sigevent import SigEvent
-
-
-class JobState(enum.Enum):
-    """Where a job is in its life; the names read well in ``repr``."""
-
-    IDLE = "idle"  # never submitted, or reaped
-    WAITING = "waiting"  # accepted, not yet handed on (behind an fsync or O_APPEND barrier)
-    QUEUED = "queued"  # in the daemon pool's queue
-    RUNNING = "running"  # a worker daemon is running it
-    PARKED = "parked"  # on the readiness bridge, waiting for the fd
-    KERNEL = "kernel"  # submitted to io_uring
-    DONE = "done"  # finished, not yet reaped
 
 
 IDLE = JobState.IDLE

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from aioposix._core.constants import SIGEV_KEVENT, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD
 
 if TYPE_CHECKING:
-    from aioposix._core.contract import EventQueue
+    from aioposix._core.peers import EventQueue
 
 
 class SigEvent:

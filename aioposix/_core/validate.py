@@ -17,6 +17,7 @@ import stat
 from typing import Any
 
 from aioposix._core.constants import IOV_MAX, LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC, LIO_WRITEV
+from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 
 MAX_OFFSET = (1 << 63) - 1
@@ -24,11 +25,6 @@ READS = (LIO_READ, LIO_READV)
 SYNCS = (LIO_SYNC, LIO_DSYNC)
 _F_GETFL = fcntl.F_GETFL
 _O_PATH = getattr(os, "O_PATH", 0)
-
-
-def error(code: int, why: str) -> OSError:
-    """OSError(code) with the usual text and the reason; EAGAIN gives BlockingIOError."""
-    return OSError(code, f"{os.strerror(code)}: {why}")
 
 
 def fd_flags(fd: object) -> int:

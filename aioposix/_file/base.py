@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, AnyStr, Generic, TypeVar
 
 from aioposix._context.context import AioContext
+from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 
 CHUNK = 64 * 1024  # read-ahead and write buffer size unless ``buffering`` says otherwise
@@ -64,7 +65,7 @@ async def write_all(ctx: AioContext, fd: int, data: Any, offset: int) -> int:
             ctx.aio_write(cb)
             moved = await cb
             if moved == 0:
-                raise OSError(errno.EIO, "write made no progress")
+                raise error(errno.EIO, "write made no progress")
             done += moved
         return done
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aioposix._context.context import AioContext
+from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 from aioposix._file.base import (
     CHUNK,
@@ -129,7 +130,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     def _check_seekable(self) -> None:
         self._check_open()
         if not self._seekable:
-            raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+            raise error(errno.ESPIPE, "the file is not seekable")
 
     def _check_readable(self) -> None:
         self._check_open()
@@ -352,7 +353,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         await self._flush_writes()
         target = self._seek_target(offset, whence)
         if target < 0:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            raise error(errno.EINVAL, f"negative seek position {target}")
         self._move_to(target)
         return target
 

@@ -28,8 +28,8 @@ from aioposix._core.job import WAITING
 from aioposix._kernel.kernel import KERNEL
 
 if TYPE_CHECKING:
-    from aioposix._core.contract import Owner
     from aioposix._core.job import Aiocb
+    from aioposix._core.peers import Owner
 
 _EINPROGRESS = errno.EINPROGRESS
 

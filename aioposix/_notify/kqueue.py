@@ -61,65 +61,13 @@ from aioposix._core.constants import (
     NOTE_FFOR,
     NOTE_TRIGGER,
 )
+from aioposix._core.errors import error
 from aioposix._core.sleepers import Sleepers
+from aioposix._notify.kevent import KEvent, Key, Knote, knote_key
 
 _running_loop = asyncio._get_running_loop
 
 _FILTERS = (EVFILT_READ, EVFILT_WRITE, EVFILT_AIO, EVFILT_LIO, EVFILT_USER)
-Key = tuple[int, int]  # (id(ident) for objects, or the int ident; filter)
-
-
-class KEvent:
-    """One change or one event, with the fields of ``struct kevent``."""
-
-    __slots__ = ("data", "fflags", "filter", "flags", "ident", "udata")
-
-    def __init__(self, ident: Any, filter: int = EVFILT_READ, flags: int = EV_ADD,
-                 fflags: int = 0, data: int = 0, udata: object = None) -> None:
-        self.ident = ident
-        self.filter = filter
-        self.flags = flags
-        self.fflags = fflags
-        self.data = data
-        self.udata = udata
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KEvent):
-            return NotImplemented
-        return (self.ident is other.ident or self.ident == other.ident) and (
-            self.filter, self.flags, self.fflags, self.data) == (
-            other.filter, other.flags, other.fflags, other.data)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (f"KEvent(ident={self.ident!r}, filter={self.filter}, flags={self.flags:#x}, "
-                f"fflags={self.fflags:#x}, data={self.data}, udata={self.udata!r})")
-
-
-class _Knote:
-    __slots__ = ("active", "data", "delivered", "dup", "enabled", "fflags", "filter", "final",
-                 "flags", "gen", "ident", "key", "udata", "watching")
-
-    def __init__(self, key: Key, ident: Any, kfilter: int, flags: int, udata: object) -> None:
-        self.key = key
-        self.ident = ident
-        self.filter = kfilter
-        self.flags = flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH)
-        self.udata = udata
-        self.fflags = 0
-        self.data = 0
-        self.enabled = True
-        self.active = False  # triggered and waiting to be collected
-        self.watching = False  # registered in the queue's epoll
-        self.dup = -1  # our dup of the fd, while watching
-        self.gen = 0  # EVFILT_AIO: the reap count of the cb when its job finished
-        self.delivered = False  # reported at least once
-        self.final = False  # EVFILT_AIO: freed by a rundown, still owed one report
-
-
-def _key(ident: Any, kfilter: int) -> Key:
-    return (ident if type(ident) is int else id(ident), kfilter)
 
 
 class Kqueue:
@@ -132,15 +80,15 @@ class Kqueue:
     """
 
     def __init__(self) -> None:
-        self._knotes: dict[Key, _Knote] = {}  # {(ident key, filter): knote}
-        self._ready: OrderedDict[Key, _Knote] = OrderedDict()  # active knotes, in order
+        self._knotes: dict[Key, Knote] = {}  # {(ident key, filter): knote}
+        self._ready: OrderedDict[Key, Knote] = OrderedDict()  # active knotes, in order
         self._waiters = Sleepers()  # tasks in control()
         # EV_ONESHOT AIO/LIO events, which need no knote: [(event, reap count or -1)]
         self._oneshots: deque[tuple[KEvent, int]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._epoll: select.epoll | None = None  # fd knotes, see _watch
-        self._watched: dict[int, _Knote] = {}  # {our dup: its knote}
+        self._watched: dict[int, Knote] = {}  # {our dup: its knote}
 
     @property
     def closed(self) -> bool:
@@ -192,7 +140,7 @@ class Kqueue:
             fn(*args)
 
     def _keep_once_here(self, cb: object, gen: int) -> None:
-        knote = self._knotes.get(_key(cb, EVFILT_AIO))
+        knote = self._knotes.get(knote_key(cb, EVFILT_AIO))
         if knote is not None and knote.gen == gen:
             knote.final = True
         for i, (event, event_gen) in enumerate(self._oneshots):
@@ -210,8 +158,8 @@ class Kqueue:
             self._oneshots.append((event, gen if kfilter == EVFILT_AIO else -1))
             self._waiters.wake()
             return
-        key = _key(ident, kfilter)
-        knote = _Knote(key, ident, kfilter, flags, udata)
+        key = knote_key(ident, kfilter)
+        knote = Knote(key, ident, kfilter, flags, udata)
         knote.data = data
         knote.gen = gen
         self._knotes[key] = knote
@@ -229,9 +177,9 @@ class Kqueue:
         """
         self._check_open()
         if isinstance(max_events, bool) or not isinstance(max_events, int) or max_events < 0:
-            raise OSError(errno.EINVAL, "max_events must be an int >= 0")
+            raise error(errno.EINVAL, "max_events must be an int >= 0")
         if timeout is not None and not timeout >= 0:
-            raise OSError(errno.EINVAL, "negative timeout")
+            raise error(errno.EINVAL, "negative timeout")
         loop = self._home()
         events = self._apply(changelist or (), max_events)
         if events or max_events == 0:
@@ -278,7 +226,7 @@ class Kqueue:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise OSError(errno.EBADF, "Bad file descriptor: the Kqueue is closed")
+            raise error(errno.EBADF, "the Kqueue is closed")
 
     async def _sleep(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> bool:
         return await self._waiters.sleep(loop, deadline)
@@ -306,28 +254,28 @@ class Kqueue:
 
     def _change(self, change: KEvent) -> None:
         if not isinstance(change, KEvent):
-            raise OSError(errno.EINVAL, "changelist entries must be KEvent")
+            raise error(errno.EINVAL, "changelist entries must be KEvent")
         kfilter, flags = change.filter, change.flags
         if kfilter not in _FILTERS:
-            raise OSError(errno.EINVAL, f"unknown filter {kfilter}")
+            raise error(errno.EINVAL, f"unknown filter {kfilter}")
         if kfilter in (EVFILT_AIO, EVFILT_LIO) and flags & EV_ADD:
-            raise OSError(errno.EPERM, "EVFILT_AIO/EVFILT_LIO knotes come only from a sigevent")
-        key = _key(change.ident, kfilter)
+            raise error(errno.EPERM, "EVFILT_AIO/EVFILT_LIO knotes come only from a sigevent")
+        key = knote_key(change.ident, kfilter)
         knote = self._knotes.get(key)
         if flags & EV_ADD:
             knote = self._add(key, change, knote)
         elif knote is None:
-            raise OSError(errno.ENOENT, "no such knote")
+            raise error(errno.ENOENT, "no such knote")
         if flags & EV_DELETE:
             self._delete(knote)
             return
         self._modify(knote, change)
 
-    def _add(self, key: Key, change: KEvent, knote: _Knote | None) -> _Knote:
+    def _add(self, key: Key, change: KEvent, knote: Knote | None) -> Knote:
         if change.filter in (EVFILT_READ, EVFILT_WRITE):
             _check_fd(change.ident)
         if knote is None:
-            knote = _Knote(key, change.ident, change.filter, change.flags, change.udata)
+            knote = Knote(key, change.ident, change.filter, change.flags, change.udata)
             self._knotes[key] = knote
         else:
             knote.flags = change.flags & (EV_ONESHOT | EV_CLEAR | EV_DISPATCH)
@@ -337,7 +285,7 @@ class Kqueue:
         self._watch(knote)
         return knote
 
-    def _modify(self, knote: _Knote, change: KEvent) -> None:
+    def _modify(self, knote: Knote, change: KEvent) -> None:
         flags = change.flags
         if flags & EV_DISABLE:
             knote.enabled = False
@@ -352,7 +300,7 @@ class Kqueue:
         if knote.filter == EVFILT_USER:
             self._user_fflags(knote, change.fflags)
 
-    def _user_fflags(self, knote: _Knote, fflags: int) -> None:
+    def _user_fflags(self, knote: Knote, fflags: int) -> None:
         op, value = fflags & NOTE_FFCTRLMASK, fflags & NOTE_FFLAGSMASK
         if op == NOTE_FFAND:
             knote.fflags &= value
@@ -363,14 +311,14 @@ class Kqueue:
         if fflags & NOTE_TRIGGER:
             self._activate(knote)
 
-    def _delete(self, knote: _Knote) -> None:
+    def _delete(self, knote: Knote) -> None:
         self._unwatch(knote)
         self._knotes.pop(knote.key, None)
         self._ready.pop(knote.key, None)
 
     # -- activation and collection -------------------------------------------
 
-    def _activate(self, knote: _Knote) -> None:
+    def _activate(self, knote: Knote) -> None:
         knote.active = True
         if knote.enabled and self._knotes.get(knote.key) is knote:
             self._ready[knote.key] = knote
@@ -384,7 +332,7 @@ class Kqueue:
             quick, gen = oneshots.popleft()
             if gen < 0 or quick.ident._gen == gen:  # a reaped job's event went with it
                 events.append(quick)
-        again: list[_Knote] = []  # level-triggered knotes still active after delivery
+        again: list[Knote] = []  # level-triggered knotes still active after delivery
         while self._ready and len(events) < max_events:
             _, knote = self._ready.popitem(last=False)
             event = self._deliver(knote, again)
@@ -394,7 +342,7 @@ class Kqueue:
             self._ready[knote.key] = knote
         return events
 
-    def _deliver(self, knote: _Knote, again: list[_Knote]) -> KEvent | None:
+    def _deliver(self, knote: Knote, again: list[Knote]) -> KEvent | None:
         if knote.filter == EVFILT_AIO and knote.ident._gen != knote.gen:
             # the job was reaped: its knote went with it, unless a rundown freed
             # the job before its event was ever reported (then it is, once)
@@ -415,7 +363,7 @@ class Kqueue:
             self._relevel(knote, again)
         return event
 
-    def _event(self, knote: _Knote) -> KEvent:
+    def _event(self, knote: Knote) -> KEvent:
         flags = knote.flags | EV_ADD
         data = knote.data
         if knote.filter in (EVFILT_AIO, EVFILT_LIO):
@@ -426,7 +374,7 @@ class Kqueue:
                 flags |= EV_EOF
         return KEvent(knote.ident, knote.filter, flags, knote.fflags, data, knote.udata)
 
-    def _relevel(self, knote: _Knote, again: list[_Knote]) -> None:
+    def _relevel(self, knote: Knote, again: list[Knote]) -> None:
         """Level-triggered: an AIO or user knote stays active; an fd is asked again."""
         if knote.filter in (EVFILT_READ, EVFILT_WRITE):
             knote.active = False
@@ -443,7 +391,7 @@ class Kqueue:
     # delivery (an unread event cannot spin the loop); EV_CLEAR knotes use
     # EPOLLET and fire again only on new readiness, as kqueue(2) says.
 
-    def _watch(self, knote: _Knote) -> None:
+    def _watch(self, knote: Knote) -> None:
         if knote.filter not in (EVFILT_READ, EVFILT_WRITE) or not knote.enabled:
             return
         epoll = self._epoll_now()
@@ -455,13 +403,13 @@ class Kqueue:
         epoll.register(knote.dup, _mask(knote))
         knote.watching = True
 
-    def _rewatch(self, knote: _Knote) -> None:
+    def _rewatch(self, knote: Knote) -> None:
         fd_knote = knote.filter in (EVFILT_READ, EVFILT_WRITE)
         edge_armed = knote.flags & EV_CLEAR and knote.watching  # EPOLLET stays armed
         if fd_knote and not edge_armed and self._knotes.get(knote.key) is knote:
             self._watch(knote)
 
-    def _unwatch(self, knote: _Knote) -> None:
+    def _unwatch(self, knote: Knote) -> None:
         if not knote.watching or self._epoll is None:
             return
         self._epoll.unregister(knote.dup)
@@ -492,7 +440,7 @@ class Kqueue:
         self._epoll = None
 
 
-def _mask(knote: _Knote) -> int:
+def _mask(knote: Knote) -> int:
     events = select.EPOLLIN | select.EPOLLRDHUP if knote.filter == EVFILT_READ else (
         select.EPOLLOUT)
     return events | (select.EPOLLET if knote.flags & EV_CLEAR else select.EPOLLONESHOT)
@@ -501,11 +449,11 @@ def _mask(knote: _Knote) -> int:
 
 def _check_fd(ident: object) -> None:
     if type(ident) is not int or ident < 0:
-        raise OSError(errno.EBADF, f"{ident!r} is not a file descriptor")
+        raise error(errno.EBADF, f"{ident!r} is not a file descriptor")
     try:
         os.fstat(ident)
     except OSError:
-        raise OSError(errno.EBADF, f"fd {ident} is not open") from None
+        raise error(errno.EBADF, f"fd {ident} is not open") from None
 
 
 def _peer_gone(fd: int) -> bool:
