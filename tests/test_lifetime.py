@@ -1,6 +1,6 @@
 """Lifetime (docs/contract.md, rule 25-27): rundown, loop shutdown, many loops, fork.
 
-The rundown is the seed's aio_proc_rundown: queued and parked jobs end
+The rundown is vfs_aio.c's aio_proc_rundown: queued and parked jobs end
 ECANCELED with their notifications fired, finished jobs are freed, and every
 descriptor the context held is given back.
 """

@@ -1,4 +1,4 @@
-"""The kernel-submitted path (docs/contract.md, rule 14, 17, 25): io_uring, the seed's physio.
+"""The kernel-submitted path (docs/contract.md, rule 14, 17, 25): io_uring, vfs_aio.c's physio.
 
 O_DIRECT files and block devices whose offset and nbytes are multiples of
 the logical block size go straight to the kernel: no worker thread, limited

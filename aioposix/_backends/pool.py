@@ -1,4 +1,4 @@
-"""The daemon pool: worker threads that run blocking file I/O (the seed's aiod).
+"""The daemon pool: worker threads that run blocking file I/O (vfs_aio.c's aiod).
 
 vfs_aio.c keeps free and active daemon lists, starts daemons on demand up
 to ``max_aio_procs`` (aio_newproc), lets an idle daemon above
@@ -7,7 +7,7 @@ to ``max_aio_procs`` (aio_newproc), lets an idle daemon above
 ``kaio_maxactive_count`` jobs running.
 
 What this means for us:
-- Each context owns a ``PoolPort`` (its share of the seed's global queue,
+- Each context owns a ``PoolPort`` (its share of vfs_aio.c's global queue,
   with its active count and max_active).  Queues with work sit in one
   round-robin rotation, so a context with 10,000 queued jobs cannot starve
   another: after each pick the picked context goes to the back.

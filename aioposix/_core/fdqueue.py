@@ -1,6 +1,6 @@
 """FdQueue: one context's jobs in flight on one fd number, and our dups of it.
 
-The seed keeps a job's ``struct file`` reference (fhold) for as long as the
+vfs_aio.c keeps a job's ``struct file`` reference (fhold) for as long as the
 job lives; here that reference is a dup of the fd, shared by the jobs of a
 burst on the same file.
 """

@@ -1,7 +1,7 @@
 """Sleepers: tasks waiting for "something happened" with a deadline.
 
 aio_suspend, aio_waitcomplete, a rundown and Kqueue.control all sleep the
-same way (the seed's tsleep on the kaioinfo or the kqueue): a future in a
+same way (vfs_aio.c's tsleep on the kaioinfo or the kqueue): a future in a
 list, woken all together by the next event, or expired by a timer.
 """
 

@@ -1,4 +1,4 @@
-"""The system calls a job makes: the seed's aio_process(), for every path.
+"""The system calls a job makes: vfs_aio.c's aio_process(), for every path.
 
 A job's target is snapshotted at submit into ``cb._views`` (a list of
 byte memoryviews, or one bytearray), ``cb._off`` (-1: no position, as for

@@ -1,10 +1,10 @@
-"""Submit-time checks (the seed's aio_aqueue before it queues anything).
+"""Submit-time checks (vfs_aio.c's aio_aqueue before it queues anything).
 
 Every refusal is an OSError with the errno POSIX and FreeBSD give:
 EBADF for a descriptor that is not open or not open the right way, EINVAL
 for a bad offset, opcode, priority or iovcnt, EFAULT for a buffer that
 cannot take the transfer.  On success the job's target is snapshotted into
-the cb (the seed's copyin): later changes to cb.buf or cb.offset do not
+the cb (vfs_aio.c's copyin): later changes to cb.buf or cb.offset do not
 touch a job in flight.
 """
 

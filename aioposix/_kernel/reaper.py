@@ -1,6 +1,6 @@
 """The reaper: a process-wide thread that runs down what a dead loop left behind.
 
-In the seed, ``aio_proc_rundown`` runs when a process exits, so nothing a
+In vfs_aio.c, ``aio_proc_rundown`` runs when a process exits, so nothing a
 process queued outlives it.  An asyncio loop has no such hook: it can be
 closed (``loop.close()``) or simply dropped while jobs are queued, parked,
 running on a worker or in the kernel, and asyncio tells nobody.  Two things

@@ -13,7 +13,7 @@ collection follows kqueue(2):
 
 Filters:
 - EVFILT_AIO and EVFILT_LIO exist only through a SigEvent(SIGEV_KEVENT);
-  a changelist that tries to add one gets EPERM, as in the seed, where the
+  a changelist that tries to add one gets EPERM, as in vfs_aio.c, where the
   knote is attached by the kernel (EV_FLAG1).  An EVFILT_AIO knote's
   condition is "the job is done and not reaped": without EV_ONESHOT or
   EV_CLEAR it is reported again until aio_return frees the job, as FreeBSD

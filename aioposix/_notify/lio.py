@@ -1,4 +1,4 @@
-"""lio_listio batches (the seed's ``struct aio_liojob``).
+"""lio_listio batches (vfs_aio.c's ``struct aio_liojob``).
 
 A batch counts its entries still in flight.  Like modern FreeBSD it starts
 with one extra count, a guard held while the entries are being queued, so

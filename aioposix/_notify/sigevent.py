@@ -1,6 +1,6 @@
 """Completion notification: checking and firing sigevents (SIGEV_NONE/SIGNAL/THREAD/KEVENT).
 
-The seed posts a signal (``psignal``) or activates an EVFILT_AIO knote when
+vfs_aio.c posts a signal (``psignal``) or activates an EVFILT_AIO knote when
 a job finishes; modern FreeBSD adds EVFILT_LIO for whole batches.  Here a
 SigEvent is validated at submit (EINVAL/EBADF, nothing queued) and
 delivered on the loop thread, after the context's bookkeeping for the job
