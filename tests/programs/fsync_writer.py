@@ -1,4 +1,4 @@
-"""A child of tests/test_durability.py: writes and fsyncs blocks until it is killed.
+"""A child of tests/context/test_durability.py: writes and fsyncs blocks until it is killed.
 
     python fsync_writer.py PATH LOOP BACKEND INLINE SEED
 

@@ -46,7 +46,7 @@ from programs.fsync_writer import BLOCK, NBLOCKS, block, generation_of
 
 from aioposix._backends.ring import probe as uring_probe
 
-WRITER = Path(__file__).parent / "programs" / "fsync_writer.py"
+WRITER = Path(__file__).parents[1] / "programs" / "fsync_writer.py"
 KILLS = 5  # children killed per loop and backend
 MAX_DELAY = 0.15  # seconds between the child's READY and the kill (it acks ~700 fsyncs/s)
 DEADLINE = 20.0  # seconds any one wait on the child may take

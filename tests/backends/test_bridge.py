@@ -1,4 +1,4 @@
-"""The readiness bridge (aioposix/_bridge.py): docs/contract.md, rule 4, 12 and 16.
+"""The readiness bridge (aioposix/_backends/bridge.py): docs/contract.md, rule 4, 12 and 16.
 
 Jobs on pollable fds (sockets, pipes, FIFOs, ptys) park on the loop's
 readiness and run with no worker thread.  Random data goes through one end

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-RUNNER = Path(__file__).with_name("aiofiles_suite.py")
+RUNNER = Path(__file__).parents[1] / "aiofiles_suite.py"
 UNAVAILABLE = 77
 
 
