@@ -203,6 +203,39 @@ class Ring:
             self._flush_scheduled = True
             loop.call_soon(self.flush)
 
+    def submit_op(self, token: object, on_done: Callable[[Any, int, int], None], keep: Any,
+                  opcode: int, fd: int, *, off: int = 0, addr: int = 0, length: int = 0,
+                  op_flags: int = 0, file_index: int = 0) -> None:
+        """Write one SQE of any opcode (statx, renameat, openat ...): the fields
+        as io_uring_sqe names them; ``keep`` holds what the kernel reads or
+        writes (paths, buffers) until the CQE; ``on_done(token, result, errno)``
+        runs on the loop, or on the reaper's thread if the loop has gone.
+
+        BlockingIOError when the ring holds as many requests as its CQ can take
+        (the caller runs the call another way)."""
+        if len(self._inflight) >= self._capacity or self._closed:
+            raise BlockingIOError(errno.EAGAIN, "the ring is full")
+        loop = self._loop_ref()
+        assert loop is not None
+        if self.space() == 0:
+            self.flush()
+            while self.space() == 0:
+                self._wait_for_sq()
+        user_data = self._next_id
+        self._next_id += 1
+        index = self._tail & self._sq_mask
+        SQE.pack_into(self._sqes, index * SQE.size, opcode, 0, 0, fd,
+                      off & 0xFFFFFFFFFFFFFFFF, addr, length, op_flags, user_data,
+                      0, 0, file_index, 0, 0)
+        U32.pack_into(self._sq, self._sq_array + index * 4, index)
+        self._tail = (self._tail + 1) & 0xFFFFFFFF
+        U32.pack_into(self._sq, self._sq_tail, self._tail)
+        self._inflight[user_data] = (token, on_done, keep)  # type: ignore[assignment]
+        self._unsubmitted.append(user_data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
     def _prepare(self, cb: Aiocb) -> tuple[int, int, int, int, Any]:
         op = cb._op
         if op in (LIO_SYNC, LIO_DSYNC):
