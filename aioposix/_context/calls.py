@@ -72,7 +72,8 @@ async def pread(fd: int, n_or_buf: int | Any, offset: int) -> Any:
 
 
 async def _read(fd: int, buf: Any, offset: int) -> int:
-    cb = Aiocb(fd, buf, None, offset)
+    # a whole bytearray with its length as nbytes takes the submit fast path
+    cb = Aiocb(fd, buf, len(buf) if type(buf) is bytearray else None, offset)
     current_context().aio_read(cb)
     return await cb
 

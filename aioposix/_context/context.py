@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from typing import Any, Self
 
@@ -73,9 +74,12 @@ _preadv = os.preadv
 _running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
 _FD_MAX = 0x7FFFFFFF
 
-# Inline completions awaited in one loop iteration before an await of a job
-# already done yields to the loop once (see AioContext.await_job).
-YIELD_EVERY = 384
+# The inline yield budget (see AioContext.await_job): seconds of inline
+# completions per loop iteration, and how often the clock is read.
+SLICE = 0.00025
+CHECK_EVERY = 16
+SPENT = 1 << 62  # the streak once the slice is spent: every inline await yields
+_clock = time.perf_counter
 
 
 class AioContext(Pipeline):
@@ -105,7 +109,9 @@ class AioContext(Pipeline):
         self._later: list[Notice] = []  # notifications due after the current call
         self._in_call = 0  # > 0 inside a call of ours that may finish jobs (submit, cancel)
         self._waiters = Sleepers()  # aio_suspend, aio_waitcomplete and rundown
-        self._streak = 0  # inline completions awaited in this loop iteration
+        self._asleep = self._waiters.waiting  # (the same list: tested on the fast path)
+        self._streak = 0  # inline completions awaited in this loop iteration (or SPENT)
+        self._slice_ends = 0.0  # when this iteration's slice of inline completions ends
         self._inline = Inline() if _KERNEL.sysctl["vfs.aio.inline"] else None
         self._ring_files = _KERNEL.backend() == "io_uring"  # regular files via io_uring
         self._ring_usable = self._ring_files or _KERNEL.ring_unavailable() is None
@@ -220,7 +226,7 @@ class AioContext(Pipeline):
                 self._in_call += 1  # its notification runs after this call
                 self._announce(cb)
                 self._in_call -= 1
-            elif self._waiters:
+            elif self._asleep:
                 self._waiters.wake()
             return
         cb._progress = got  # partly cached: the rest from where the cache ended
@@ -338,10 +344,12 @@ class AioContext(Pipeline):
         The inline yield budget lives here, and only here: awaiting a job
         that finished inline does not suspend the task, so a busy loop of
         cached reads would never let timers and other tasks in.  The budget
-        is per loop iteration, not per task: the first inline await of an
-        iteration schedules the reset, and every await past YIELD_EVERY
-        yields once, so one iteration holds the loop for at most about
-        YIELD_EVERY completions (about a millisecond of cached reads).
+        is a slice of time per loop iteration (SLICE, a quarter of a
+        millisecond), shared by every task of the loop's context: the first
+        inline await of an iteration starts the slice and schedules its
+        reset; every CHECK_EVERY inline awaits look at the clock; once the
+        slice is spent, every inline await yields once, so that timers and
+        I/O run within about a millisecond whatever a completion costs.
         """
         loop = _running_loop()
         if loop is not self._loop:
@@ -350,11 +358,15 @@ class AioContext(Pipeline):
             yield from self._wait(cb)
         else:
             streak = self._streak
-            self._streak = streak + 1
-            if streak == 0:
+            if streak == 0:  # the first inline await of this iteration: the slice starts
                 assert loop is not None
                 loop.call_soon(self._reset_streak)
-            elif streak >= YIELD_EVERY:
+                self._slice_ends = _clock() + SLICE
+                self._streak = 1
+            elif streak < SPENT and (streak % CHECK_EVERY or _clock() <= self._slice_ends):
+                self._streak = streak + 1
+            else:
+                self._streak = SPENT
                 try:
                     yield  # let other tasks and timers run during long runs of inline jobs
                 except BaseException:  # cancelled at this pause: the job is done, reap it

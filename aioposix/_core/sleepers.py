@@ -21,6 +21,11 @@ class Sleepers:
     def __bool__(self) -> bool:
         return bool(self._futures)
 
+    @property
+    def waiting(self) -> list[asyncio.Future[bool]]:
+        """The futures of the tasks asleep now (a list: its truth is a C-level test)."""
+        return self._futures
+
     async def sleep(self, loop: asyncio.AbstractEventLoop, deadline: float | None) -> bool:
         """Wait for the next wake(); False once ``deadline`` (loop time) has passed."""
         if deadline is not None and loop.time() >= deadline:
