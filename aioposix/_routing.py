@@ -12,8 +12,10 @@ serve at once runs inline, on the loop thread, with ``RWF_NOWAIT``.
 
 1. ``INLINE``: a read or write, inline attempts on (``vfs.aio.inline``),
    nothing of the context in flight on the fd (order), not O_DIRECT, not
-   already tried, and for a write a filesystem that takes RWF_NOWAIT
-   writes.  The submit fast path applies this rule before it knows the
+   already tried, and for a write not O_APPEND (those wait their turn in
+   the fd's queue) and the inline route open to writes (RWF_NOWAIT writes,
+   or adaptive plain writes to regular files: see
+   ``aioposix._backends.inline``).  The submit fast path applies this rule before it knows the
    fd's flags (it learns them from the attempt: ESPIPE is a pipe or socket,
    EAGAIN a cache miss, an error the general path explains);
 2. ``BRIDGE``: a read or write on a socket, pipe, FIFO or tty;
@@ -101,7 +103,7 @@ class Facts(NamedTuple):
     """What the context knows that bears on the route, besides the fd itself."""
 
     inline: bool  # vfs.aio.inline: page-cache hits may be served on the loop thread
-    writes_inline: bool  # the filesystems met so far take RWF_NOWAIT writes
+    writes_inline: bool  # writes may be tried inline now (aioposix._backends.inline)
     ring_files: bool  # io_uring is the backend of regular files
     ring_usable: bool  # io_uring works here (for the kernel path)
     buf_room: bool  # the context has fewer than max_buf jobs in the kernel path
@@ -118,7 +120,7 @@ def route(cb: Aiocb, flags: int, busy: bool, tried: bool, facts: Facts) -> Route
     """
     op = cb._op
     if (op in _RW and facts.inline and not busy and not tried and not flags & _O_DIRECT
-            and (facts.writes_inline or op not in _WRITES)):
+            and (op not in _WRITES or (facts.writes_inline and not flags & os.O_APPEND))):
         return Route.INLINE
     st = cb._stat
     if st is None:

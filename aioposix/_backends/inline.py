@@ -9,14 +9,27 @@ completes in the submit call, with no thread, no ring and no coroutine.
 ``attempt`` makes the try for a job that ``route`` sent here; it either
 finishes the job (the result and errno to complete it with) or leaves it
 for the slow path with ``cb._progress`` set to the bytes already moved (a
-read partly in the cache goes on from there).  A filesystem that refuses
-RWF_NOWAIT writes (EOPNOTSUPP: ext4 takes them only through io_uring) is
-remembered by the context's ``Inline`` state, so later writes skip the try.
+read partly in the cache goes on from there).
+
+Buffered writes to regular files are adaptive.  Where the filesystem takes
+RWF_NOWAIT writes, those are used (they never block).  Where it refuses
+them (EOPNOTSUPP: ext4 takes them only through io_uring), a write into the
+page cache is still a memory copy of a few microseconds, far cheaper than
+any hand-off; so a positioned write of at most PLAIN_MAX bytes to a regular
+file is made with a plain ``pwritev`` on the loop thread, timed.  A write
+that takes longer than SLOW (the kernel throttled it: dirty pages, a full
+journal, a contended lock) closes this for COOLDOWN seconds, during which
+writes go to the backend (io_uring or the daemons) as before; then plain
+writes are tried again.  So the loop is held by at most one slow write per
+COOLDOWN (docs/io_uring.md, "Buffered writes").
 """
 
 from __future__ import annotations
 
 import errno
+import os
+import stat
+import time
 from typing import TYPE_CHECKING
 
 from aioposix._core import faults, syscalls
@@ -29,14 +42,24 @@ RWF_NOWAIT = syscalls.RWF_NOWAIT
 # errnos that mean "this fd cannot be served inline", not "the job failed"
 _NOT_HERE = frozenset({errno.ESPIPE, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
+PLAIN_MAX = 256 * 1024  # bytes: larger writes go to the backend
+SLOW = 0.0005  # seconds: a plain write slower than this was held up by the kernel
+COOLDOWN = 0.05  # seconds without plain writes after a slow one
+_clock = time.perf_counter
+
 
 class Inline:
-    """One context's inline route: what it learnt about RWF_NOWAIT writes."""
+    """One context's inline route: what it learnt about writes on this host."""
 
-    __slots__ = ("writes_ok",)
+    __slots__ = ("_plain_after", "writes_ok")
 
     def __init__(self) -> None:
         self.writes_ok = True  # until a filesystem refuses an RWF_NOWAIT write
+        self._plain_after = 0.0  # plain writes are closed until this time (a cooldown)
+
+    def writes_inline(self) -> bool:
+        """Whether a write may be tried inline now (RWF_NOWAIT, or a plain write)."""
+        return self.writes_ok or _clock() >= self._plain_after
 
     def attempt(self, cb: Aiocb, done: int = 0) -> tuple[int, int] | None:
         """Serve ``cb`` now: (status, errno) to finish it with, or None for the slow
@@ -44,6 +67,8 @@ class Inline:
         if faults.ARMED and (code := faults.take("inline")):
             return -1, code
         is_read = cb._op == LIO_READ or cb._op == LIO_READV
+        if not is_read and not self.writes_ok:
+            return self._plain_write(cb, done)
         views = cb._views
         assert views is not None
         try:
@@ -62,8 +87,36 @@ class Inline:
             return None
         except OSError as exc:
             if exc.errno in _NOT_HERE:
+                cb._progress = done
                 if exc.errno == errno.EOPNOTSUPP and not is_read and cb._off >= 0:
                     self.writes_ok = False  # this filesystem has no RWF_NOWAIT writes
-                cb._progress = done
+                    return self._plain_write(cb, done)
                 return None
             return (done, 0) if done else (-1, exc.errno or errno.EIO)
+
+    def _plain_write(self, cb: Aiocb, done: int) -> tuple[int, int] | None:
+        """A positioned write to a regular file, with a plain pwritev, timed."""
+        cb._progress = done
+        if cb._off < 0 or cb._n - done > PLAIN_MAX or _clock() < self._plain_after:
+            return None
+        st = cb._stat
+        if st is None:
+            st = cb._stat = os.fstat(cb._key)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        views = cb._views
+        assert views is not None
+        started = _clock()
+        try:
+            while done < cb._n:
+                moved = syscalls.write_once(cb._key, syscalls.remaining(views, done),
+                                            cb._off + done, 0)
+                if moved == 0:
+                    break
+                done += moved
+        except OSError as exc:
+            return (done, 0) if done else (-1, exc.errno or errno.EIO)
+        finally:
+            if _clock() - started > SLOW:
+                self._plain_after = _clock() + COOLDOWN  # the kernel held it up: back off
+        return done, 0

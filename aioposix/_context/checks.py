@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aioposix._core.errors import einval
-from aioposix._core.job import Aiocb
+from aioposix._core.fdqueue import FdQueue
+from aioposix._core.job import KERNEL as IN_KERNEL
+from aioposix._core.job import PARKED, QUEUED, RUNNING, WAITING, Aiocb
 from aioposix._kernel.kernel import KERNEL
 
 
@@ -56,3 +59,17 @@ def check_list_length(count: int) -> None:
     most = KERNEL.sysctl.get_int("vfs.aio.max_aio_queue_per_proc")
     if count > most:
         raise einval(f"{count} entries is over p1003_1b.aio_listio_max ({most})")
+
+
+def count_jobs(queues: Iterable[FdQueue], done: int, buffer_jobs: int,
+               limits: tuple[int, int, int]) -> ContextStatistics:
+    """A context's figures from its fd queues (max_active, max_queued, max_buf)."""
+    counts = {state: 0 for state in (WAITING, QUEUED, RUNNING, PARKED, IN_KERNEL)}
+    for queue in queues:
+        for cb in queue.jobs:
+            counts[cb._state] = counts.get(cb._state, 0) + 1
+    max_active, max_queued, max_buf = limits
+    return ContextStatistics(
+        queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING] + counts[IN_KERNEL],
+        done=done, parked=counts[PARKED], buffer_jobs=buffer_jobs,
+        max_active=max_active, max_queued=max_queued, max_buf=max_buf)

@@ -35,6 +35,7 @@ import errno
 import os
 import time
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from stat import S_ISREG
 from typing import Any, Self
 
 from aioposix._backends.bridge import Bridge, BridgePort, bridge_for
@@ -42,7 +43,7 @@ from aioposix._backends.inline import RWF_NOWAIT, Inline
 from aioposix._backends.pool import POOL, PoolPort
 from aioposix._backends.ring import RingPort
 from aioposix._context import listio, rundown, submit, waits
-from aioposix._context.checks import ContextStatistics, check_cb, limit
+from aioposix._context.checks import ContextStatistics, check_cb, count_jobs, limit
 from aioposix._context.pipeline import Pipeline
 from aioposix._core import faults
 from aioposix._core.constants import (
@@ -59,7 +60,7 @@ from aioposix._core.constants import (
 from aioposix._core.contract import Backend, Notice
 from aioposix._core.errors import einval, failed
 from aioposix._core.fdqueue import FdQueue
-from aioposix._core.job import DONE, IDLE, KERNEL, PARKED, QUEUED, RUNNING, WAITING, Aiocb
+from aioposix._core.job import DONE, IDLE, PARKED, QUEUED, RUNNING, WAITING, Aiocb
 from aioposix._core.running import TRIO_MESSAGE, in_trio
 from aioposix._core.sigevent import SigEvent
 from aioposix._core.sleepers import Sleepers
@@ -68,16 +69,15 @@ from aioposix._kernel.kernel import KERNEL as _KERNEL
 from aioposix._kernel.quotas import Quota
 from aioposix._kernel.reaper import REAPER
 from aioposix._notify.lio import LioBatch
-from aioposix._routing import is_pollable, writable_stat
+from aioposix._routing import writable_stat
 
 _preadv = os.preadv
 _running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
 _FD_MAX = 0x7FFFFFFF
 
 # The inline yield budget (see AioContext.await_job): seconds of inline
-# completions per loop iteration, and how often the clock is read.
+# completions per loop iteration.
 SLICE = 0.00025
-CHECK_EVERY = 16
 SPENT = 1 << 62  # the streak once the slice is spent: every inline await yields
 _clock = time.perf_counter
 
@@ -237,15 +237,16 @@ class AioContext(Pipeline):
         """Queue a write of cb.nbytes from cb.buf at cb.offset."""
         if type(cb) is not Aiocb:
             check_cb(cb)
-        # The hot case, in one piece: a whole bytes/bytearray to a socket or
-        # pipe, or to a regular file (not O_APPEND, not O_DIRECT) where inline
-        # writes are known not to work.  Anything else, and every error, takes
-        # the general path.
+        # The hot case, in one piece: a whole bytes/bytearray, a plain offset,
+        # no sigevent, an fd open for writing without O_APPEND or O_DIRECT.  The
+        # job is admitted and routed at once: inline for a regular file while
+        # the inline route is open to writes, the bridge for a socket or pipe,
+        # the backend otherwise.  Anything else, and every error, takes the
+        # general path, which checks and explains itself.
         buf = cb.buf
         kind = type(buf)
         fd = cb.fildes
         offset = cb.offset
-        inline = self._inline
         if not ((kind is bytes or kind is bytearray) and type(offset) is int
                 and type(fd) is int and 0 <= fd <= _FD_MAX and offset >= 0 and cb._ctx is None
                 and cb.sigevent is None and cb.nbytes == len(buf) and cb.reqprio == 0
@@ -254,8 +255,8 @@ class AioContext(Pipeline):
             self._submit(cb, LIO_WRITE)
             return
         st = writable_stat(fd)
-        if st is None or (inline is not None and inline.writes_ok and not is_pollable(st)):
-            self._submit(cb, LIO_WRITE)  # checks, then the inline attempt or the backend
+        if st is None:
+            self._submit(cb, LIO_WRITE)
             return
         try:
             self._quota.admit(cb, self)
@@ -265,7 +266,7 @@ class AioContext(Pipeline):
             return
         cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_WRITE, offset, len(buf), 0
         cb._views = [memoryview(buf)] if kind is bytearray else [buf]
-        self._start(cb, os.O_WRONLY, st, tried=True)
+        self._start(cb, os.O_WRONLY, st, tried=not S_ISREG(st.st_mode))
 
     def aio_readv(self, cb: Aiocb) -> None:
         """Queue a scatter read into the buffers of cb.iov."""
@@ -347,9 +348,11 @@ class AioContext(Pipeline):
         is a slice of time per loop iteration (SLICE, a quarter of a
         millisecond), shared by every task of the loop's context: the first
         inline await of an iteration starts the slice and schedules its
-        reset; every CHECK_EVERY inline awaits look at the clock; once the
+        reset; once the
         slice is spent, every inline await yields once, so that timers and
         I/O run within about a millisecond whatever a completion costs.
+        (The clock is read at every inline await: about 50 ns, against a
+        completion of several microseconds.)
         """
         loop = _running_loop()
         if loop is not self._loop:
@@ -363,7 +366,7 @@ class AioContext(Pipeline):
                 loop.call_soon(self._reset_streak)
                 self._slice_ends = _clock() + SLICE
                 self._streak = 1
-            elif streak < SPENT and (streak % CHECK_EVERY or _clock() <= self._slice_ends):
+            elif streak < SPENT and _clock() <= self._slice_ends:
                 self._streak = streak + 1
             else:
                 self._streak = SPENT
@@ -505,14 +508,8 @@ class AioContext(Pipeline):
     def statistics(self) -> ContextStatistics:
         """How many jobs are in each state now, and the limits."""
         self._collect()  # jobs a worker finished are done, not active
-        counts = {state: 0 for state in (WAITING, QUEUED, RUNNING, PARKED, KERNEL)}
-        for queue in self._fds.values():
-            for cb in queue.jobs:
-                counts[cb._state] = counts.get(cb._state, 0) + 1
-        return ContextStatistics(
-            queued=counts[WAITING] + counts[QUEUED], active=counts[RUNNING] + counts[KERNEL],
-            done=len(self._done), parked=counts[PARKED], buffer_jobs=self._buf_jobs,
-            max_active=self.max_active, max_queued=self.max_queued, max_buf=self.max_buf)
+        return count_jobs(self._fds.values(), len(self._done), self._buf_jobs,
+                          (self.max_active, self.max_queued, self.max_buf))
 
     def __repr__(self) -> str:
         s = self.statistics()

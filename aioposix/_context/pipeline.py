@@ -87,7 +87,7 @@ class Pipeline(Owner):
 
     def _facts(self) -> Facts:
         inline = self._inline
-        return Facts(inline is not None, inline is not None and inline.writes_ok,
+        return Facts(inline is not None, inline is not None and inline.writes_inline(),
                      self._ring_files, self._ring_usable, self._buf_jobs < self.max_buf)
 
     def _enqueue(self, cb: Aiocb, st: os.stat_result, where: Route, ordered: bool) -> None:
