@@ -14,11 +14,11 @@ cancellable while queued, never on the loop thread.  ``loop=`` and
 
 from __future__ import annotations
 
-import functools
 import os
 import os.path
 import stat as _stat
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aioposix._backends import ring_ops
 from aioposix._backends.offload import run_job, wrap
@@ -42,11 +42,24 @@ ismount = wrap(os.path.ismount)
 samefile = wrap(os.path.samefile)
 sameopenfile = wrap(os.path.sameopenfile)
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _doc_of(func: Callable[..., Any]) -> Callable[[F], F]:
+    """Give the async call the docstring of the ``os`` call it makes (its own
+    signature stays: the arguments of ``os``, and ``loop=`` and ``executor=``)."""
+
+    def mark(call: F) -> F:
+        call.__doc__ = func.__doc__
+        return call
+
+    return mark
+
 
 # -- kernel-submitted where they can be -------------------------------------------------
 
 
-@functools.wraps(os.stat)
+@_doc_of(os.stat)
 async def stat(path: FileDescriptorOrPath, *, dir_fd: int | None = None,
                follow_symlinks: bool = True, loop: object = None,
                executor: object = None) -> os.stat_result:
@@ -56,7 +69,7 @@ async def stat(path: FileDescriptorOrPath, *, dir_fd: int | None = None,
     return result
 
 
-@functools.wraps(os.rename)
+@_doc_of(os.rename)
 async def rename(src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int | None = None,
                  dst_dir_fd: int | None = None, loop: object = None,
                  executor: object = None) -> None:
@@ -64,7 +77,7 @@ async def rename(src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int | 
         await run_job(os.rename, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
 
-@functools.wraps(os.replace)
+@_doc_of(os.replace)
 async def replace(src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int | None = None,
                   dst_dir_fd: int | None = None, loop: object = None,
                   executor: object = None) -> None:
@@ -72,35 +85,35 @@ async def replace(src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int |
         await run_job(os.replace, src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
 
-@functools.wraps(os.remove)
+@_doc_of(os.remove)
 async def remove(path: StrOrBytesPath, *, dir_fd: int | None = None, loop: object = None,
                  executor: object = None) -> None:
     if not await ring_ops.unlink(path, dir_fd):
         await run_job(os.remove, path, dir_fd=dir_fd)
 
 
-@functools.wraps(os.unlink)
+@_doc_of(os.unlink)
 async def unlink(path: StrOrBytesPath, *, dir_fd: int | None = None, loop: object = None,
                  executor: object = None) -> None:
     if not await ring_ops.unlink(path, dir_fd):
         await run_job(os.unlink, path, dir_fd=dir_fd)
 
 
-@functools.wraps(os.rmdir)
+@_doc_of(os.rmdir)
 async def rmdir(path: StrOrBytesPath, *, dir_fd: int | None = None, loop: object = None,
                 executor: object = None) -> None:
     if not await ring_ops.unlink(path, dir_fd, rmdir=True):
         await run_job(os.rmdir, path, dir_fd=dir_fd)
 
 
-@functools.wraps(os.mkdir)
+@_doc_of(os.mkdir)
 async def mkdir(path: StrOrBytesPath, mode: int = 0o777, *, dir_fd: int | None = None,
                 loop: object = None, executor: object = None) -> None:
     if not await ring_ops.mkdir(path, mode, dir_fd):
         await run_job(os.mkdir, path, mode, dir_fd=dir_fd)
 
 
-@functools.wraps(os.symlink)
+@_doc_of(os.symlink)
 async def symlink(src: StrOrBytesPath, dst: StrOrBytesPath, target_is_directory: bool = False,
                   *, dir_fd: int | None = None, loop: object = None,
                   executor: object = None) -> None:
@@ -108,7 +121,7 @@ async def symlink(src: StrOrBytesPath, dst: StrOrBytesPath, target_is_directory:
         await run_job(os.symlink, src, dst, target_is_directory, dir_fd=dir_fd)
 
 
-@functools.wraps(os.link)
+@_doc_of(os.link)
 async def link(src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int | None = None,
                dst_dir_fd: int | None = None, follow_symlinks: bool = True,
                loop: object = None, executor: object = None) -> None:
@@ -117,7 +130,7 @@ async def link(src: StrOrBytesPath, dst: StrOrBytesPath, *, src_dir_fd: int | No
                       follow_symlinks=follow_symlinks)
 
 
-@functools.wraps(os.fsync)
+@_doc_of(os.fsync)
 async def fsync(fd: FileDescriptorLike, *, loop: object = None, executor: object = None) -> None:
     if not await ring_ops.fsync(fd):
         await run_job(os.fsync, fd)
@@ -126,7 +139,7 @@ async def fsync(fd: FileDescriptorLike, *, loop: object = None, executor: object
 # -- the os.path queries on stat, as genericpath and posixpath make them ----------------
 
 
-@functools.wraps(os.path.exists)
+@_doc_of(os.path.exists)
 async def exists(path: FileDescriptorOrPath, *, loop: object = None,
                  executor: object = None) -> bool:
     try:
@@ -136,7 +149,7 @@ async def exists(path: FileDescriptorOrPath, *, loop: object = None,
     return True
 
 
-@functools.wraps(os.path.isfile)
+@_doc_of(os.path.isfile)
 async def isfile(path: FileDescriptorOrPath, *, loop: object = None,
                  executor: object = None) -> bool:
     try:
@@ -146,7 +159,7 @@ async def isfile(path: FileDescriptorOrPath, *, loop: object = None,
     return _stat.S_ISREG(st.st_mode)
 
 
-@functools.wraps(os.path.isdir)
+@_doc_of(os.path.isdir)
 async def isdir(s: FileDescriptorOrPath, *, loop: object = None,
                 executor: object = None) -> bool:
     try:
@@ -156,7 +169,7 @@ async def isdir(s: FileDescriptorOrPath, *, loop: object = None,
     return _stat.S_ISDIR(st.st_mode)
 
 
-@functools.wraps(os.path.islink)
+@_doc_of(os.path.islink)
 async def islink(path: StrOrBytesPath, *, loop: object = None,
                  executor: object = None) -> bool:
     try:
@@ -166,25 +179,25 @@ async def islink(path: StrOrBytesPath, *, loop: object = None,
     return _stat.S_ISLNK(st.st_mode)
 
 
-@functools.wraps(os.path.getsize)
+@_doc_of(os.path.getsize)
 async def getsize(filename: FileDescriptorOrPath, *, loop: object = None,
                   executor: object = None) -> int:
     return (await stat(filename)).st_size
 
 
-@functools.wraps(os.path.getmtime)
+@_doc_of(os.path.getmtime)
 async def getmtime(filename: FileDescriptorOrPath, *, loop: object = None,
                    executor: object = None) -> float:
     return (await stat(filename)).st_mtime
 
 
-@functools.wraps(os.path.getatime)
+@_doc_of(os.path.getatime)
 async def getatime(filename: FileDescriptorOrPath, *, loop: object = None,
                    executor: object = None) -> float:
     return (await stat(filename)).st_atime
 
 
-@functools.wraps(os.path.getctime)
+@_doc_of(os.path.getctime)
 async def getctime(filename: FileDescriptorOrPath, *, loop: object = None,
                    executor: object = None) -> float:
     return (await stat(filename)).st_ctime
