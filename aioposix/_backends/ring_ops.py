@@ -12,7 +12,8 @@ strerror, filename, filename2); the calls that raise an audit event in
 ``os`` raise the same one here.
 
 Each function below returns None (``stat``) or False (the others) when the
-call cannot go that way, and the caller then makes it a pool job (``aioposix._backends.offload``):
+call cannot go that way, and the caller then makes it a pool job
+(``aioposix._backends.offload``):
 - io_uring is unavailable here, or ``vfs.aio.backend`` is ``threads``
   (``vfs.aio.backend_active`` is not ``io_uring``);
 - this kernel lacks the opcode: asked once per process with
@@ -32,6 +33,10 @@ happens) and its result is dropped.
 A loop holds its ring for these calls from the first one until it shuts
 down (``shutdown_asyncgens``, which asyncio.run calls); a loop closed
 without that leaves its ring to the reaper, which closes it.
+
+IORING_OP_OPENAT and IORING_OP_CLOSE are not used: no call of
+``aioposix.os`` opens or closes a file (``aioposix.open`` opens on the
+loop thread).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import stat
+import subprocess
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -503,3 +504,28 @@ async def test_a_loop_closed_without_shutdown_leaves_no_descriptor(aio: Env) -> 
 
     await asyncio.to_thread(run)
     await aio.until(lambda: open_fds() == before)
+
+
+NO_RING_CHILD = """
+import asyncio, os, sys
+import aioposix, aioposix.os
+from aioposix._backends import ring_ops
+
+async def main():
+    path = sys.argv[1]
+    await aioposix.os.mkdir(os.path.join(path, "d"))
+    assert (await aioposix.os.stat(path)).st_ino == os.stat(path).st_ino
+    await aioposix.os.rmdir(os.path.join(path, "d"))
+    print(aioposix.sysctl["vfs.aio.backend_active"], ring_ops._submitted)
+
+asyncio.run(main())
+"""
+
+
+def test_without_io_uring_every_call_is_a_pool_job(tmp_path: Path) -> None:
+    env = {**os.environ, "AIOPOSIX_NO_IO_URING": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", NO_RING_CHILD, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["threads", "0"]
+    assert list(tmp_path.iterdir()) == []
