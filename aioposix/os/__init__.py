@@ -1,16 +1,19 @@
-"""Async ``os`` calls, as aiofiles.os has them: each call is a pool job.
+"""Async ``os`` calls, as aiofiles.os has them, and ``fsync``.
 
 ``await aioposix.os.stat(path)`` returns what ``os.stat(path)`` returns
-(and raises what it raises); the call is made on a worker thread of
-aioposix's job pool, not on the loop thread.  ``aioposix.os.path`` has the
-``os.path`` queries.  ``wrap(func)`` makes any blocking function such a job.
-See docs/asyncfile.md.
+(and raises what it raises), never blocking the loop thread: where io_uring
+has the call (stat, rename, replace, remove, unlink, rmdir, mkdir, symlink,
+link, fsync) the kernel makes it, submitted on the loop's ring; every other
+call, and these where the ring cannot take them, runs on a worker thread of
+aioposix's job pool.  ``aioposix.os.path`` has the ``os.path`` queries.
+``wrap(func)`` makes any blocking function a pool job.  See docs/asyncfile.md.
 """
 
 from __future__ import annotations
 
 from aioposix._backends.offload import wrap as wrap
 from aioposix._file.osops import access as access
+from aioposix._file.osops import fsync as fsync
 from aioposix._file.osops import getcwd as getcwd
 from aioposix._file.osops import link as link
 from aioposix._file.osops import listdir as listdir
@@ -32,7 +35,7 @@ from aioposix._file.osops import unlink as unlink
 from aioposix.os import path
 
 __all__ = [
-    "access", "getcwd", "link", "listdir", "makedirs", "mkdir", "path", "readlink", "remove",
-    "removedirs", "rename", "renames", "replace", "rmdir", "scandir", "sendfile", "stat",
-    "statvfs", "symlink", "unlink", "wrap",
+    "access", "fsync", "getcwd", "link", "listdir", "makedirs", "mkdir", "path", "readlink",
+    "remove", "removedirs", "rename", "renames", "replace", "rmdir", "scandir", "sendfile",
+    "stat", "statvfs", "symlink", "unlink", "wrap",
 ]

@@ -1,4 +1,9 @@
-"""Async ``os.path`` queries, as aiofiles.os.path has them: each call is a pool job."""
+"""Async ``os.path`` queries, as aiofiles.os.path has them.
+
+The queries made of a stat (exists, isfile, isdir, islink, getsize, getmtime,
+getatime, getctime) are kernel-submitted statx calls where io_uring can take
+them, pool jobs otherwise; the others are pool jobs.
+"""
 
 from __future__ import annotations
 
