@@ -38,7 +38,7 @@ import stat
 import sys
 from fcntl import F_GETFL as _F_GETFL
 from fcntl import fcntl as _fcntl
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aioposix._core.constants import LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV
 from aioposix._core.states import Route
@@ -99,11 +99,17 @@ _RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
 _WRITES = (LIO_WRITE, LIO_WRITEV)
 
 
-class Facts(NamedTuple):
-    """What the context knows that bears on the route, besides the fd itself."""
+class InlineRoute(Protocol):
+    """The context's inline route, as routing asks it (``aioposix._backends.inline``)."""
 
-    inline: bool  # vfs.aio.inline: page-cache hits may be served on the loop thread
-    writes_inline: bool  # writes may be tried inline now (aioposix._backends.inline)
+    def writes_inline(self) -> bool: ...
+
+
+class Facts(NamedTuple):
+    """What the context knows that bears on the route, besides the fd itself
+    (kept by the context, and made anew only when one of them changes)."""
+
+    inline: InlineRoute | None  # None: vfs.aio.inline is off
     ring_files: bool  # io_uring is the backend of regular files
     ring_usable: bool  # io_uring works here (for the kernel path)
     buf_room: bool  # the context has fewer than max_buf jobs in the kernel path
@@ -119,8 +125,9 @@ def route(cb: Aiocb, flags: int, busy: bool, tried: bool, facts: Facts) -> Route
     if the fd is gone).
     """
     op = cb._op
-    if (op in _RW and facts.inline and not busy and not tried and not flags & _O_DIRECT
-            and (op not in _WRITES or (facts.writes_inline and not flags & os.O_APPEND))):
+    inline = facts.inline
+    if (inline is not None and op in _RW and not busy and not tried and not flags & _O_DIRECT
+            and (op not in _WRITES or (not flags & os.O_APPEND and inline.writes_inline()))):
         return Route.INLINE
     st = cb._stat
     if st is None:

@@ -120,6 +120,7 @@ class AioContext(Pipeline):
         self._bridge: Bridge | None = None
         self._ring: RingPort | None = None  # the loop's ring, once this context used it
         self._buf_jobs = 0  # jobs routed to the kernel path and not finished (max_buf)
+        self._refacts()
         self._sentinel: object = None  # runs the context down at loop shutdown
         self._default = False  # the default context of its loop
         _KERNEL.contexts.add(self)

@@ -58,6 +58,7 @@ class Pipeline(Owner):
     _bridge: Bridge | None
     _ring: RingPort | None  # the loop's ring, once this context used it
     _buf_jobs: int  # jobs routed to the kernel path and not finished (max_buf)
+    _facts: Facts  # what routing asks of the context
 
     def _start(self, cb: Aiocb, flags: int, st: os.stat_result | None, *, tried: bool,
                checked: bool = True) -> None:
@@ -68,14 +69,14 @@ class Pipeline(Owner):
             if not checked:
                 flags = submit.flags_of(cb._key)
             cb._stat = st
-            where = route_of(cb, flags, cb._key in self._fds, tried, self._facts())
+            where = route_of(cb, flags, cb._key in self._fds, tried, self._facts)
             if where is Route.INLINE:
                 assert self._inline is not None
                 result = self._inline.attempt(cb, cb._progress)
                 if result is not None:
                     self._finish_now(cb, *result)
                     return
-                where = route_of(cb, flags, False, True, self._facts())
+                where = route_of(cb, flags, False, True, self._facts)
             submit.pin(cb)
             st = cb._stat
             assert st is not None
@@ -85,10 +86,10 @@ class Pipeline(Owner):
         finally:
             self._in_call -= 1
 
-    def _facts(self) -> Facts:
-        inline = self._inline
-        return Facts(inline is not None, inline is not None and inline.writes_inline(),
-                     self._ring_files, self._ring_usable, self._buf_jobs < self.max_buf)
+    def _refacts(self) -> None:
+        """The routing facts changed (a kernel-path job came or went)."""
+        self._facts = Facts(self._inline, self._ring_files, self._ring_usable,
+                            self._buf_jobs < self.max_buf)
 
     def _enqueue(self, cb: Aiocb, st: os.stat_result, where: Route, ordered: bool) -> None:
         """Put the job in its fd's queue and hand it to its backend.
@@ -114,6 +115,7 @@ class Pipeline(Owner):
         if where is Route.DIRECT:
             self._buf_jobs += 1
             _KERNEL.buf_tokens.append(None)
+            self._refacts()
         self._fds[cb._key] = queue
         jobs = queue.jobs
         barrier = ordered and bool(jobs)
@@ -161,6 +163,7 @@ class Pipeline(Owner):
         if cb._route is Route.DIRECT:
             self._buf_jobs -= 1
             _KERNEL.buf_tokens.pop()
+            self._refacts()
         queue = self._fds[cb._key]
         if cb._fd >= 0:
             queue.unref(cb._fd)
