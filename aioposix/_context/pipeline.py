@@ -115,7 +115,8 @@ class Pipeline(Owner):
         if where is Route.DIRECT:
             self._buf_jobs += 1
             _KERNEL.buf_tokens.append(None)
-            self._refacts()
+            if self._buf_jobs == self.max_buf:
+                self._refacts()  # no room left
         self._fds[cb._key] = queue
         jobs = queue.jobs
         barrier = ordered and bool(jobs)
@@ -163,7 +164,8 @@ class Pipeline(Owner):
         if cb._route is Route.DIRECT:
             self._buf_jobs -= 1
             _KERNEL.buf_tokens.pop()
-            self._refacts()
+            if self._buf_jobs == self.max_buf - 1:
+                self._refacts()  # room again
         queue = self._fds[cb._key]
         if cb._fd >= 0:
             queue.unref(cb._fd)
