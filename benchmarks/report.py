@@ -73,7 +73,7 @@ def heart(row: dict[str, Any]) -> str:
 
 def verdict(row: dict[str, Any]) -> str:
     if "target" not in row:
-        return ""
+        return DASH  # a peer, a limit, or a figure with no target
     word = {True: "met", False: "**miss**", None: "no figure"}[row.get("met")]
     return f"{word}: {row['target'].replace('>=', '≥').replace('<=', '≤')}"
 
@@ -130,7 +130,7 @@ def readme_table(docs: list[dict[str, Any]]) -> str:
             first = True
             for row in rows:
                 label = (f"**{w['name']}** ({unit_note(w)}; ref {w['ref'] or DASH}, limit "
-                         f"{w['limit'] or DASH})" if first else "")
+                         f"{w['limit'] or DASH})" if first else w["name"])
                 first = False
                 lines.append(f"| {label} | {loop_cell(row)} | {row['engine']} | "
                              f"{figure(row, w['unit'])} | {ratio(row.get('vs_ref'))} | "
