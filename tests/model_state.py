@@ -40,6 +40,7 @@ class Job:
     bufs: list[Any] = field(default_factory=list)  # where a read lands
     op: int = 0  # fsync: os.O_SYNC or os.O_DSYNC
     notify: str = "none"  # the sigevent: none, thread, signal, kevent
+    signo: int = 0  # SIGEV_SIGNAL: its signal
     submitted_at: int = 0
     seen_at: int = NEVER  # the clock when first seen finished
     final: int | None = None  # the errno, once seen finished
