@@ -206,6 +206,10 @@ class MachineBase(RuleBasedStateMachine):
             self._release()
         leaked = open_fds() - self.fds_before
         assert not leaked, f"descriptors left open: {sorted(leaked)}"
+        count = aioposix.sysctl["vfs.aio.num_queue_count"]  # with the loop closed too
+        assert count == self.base_count, (
+            f"num_queue_count {count} (was {self.base_count}) once the loop is closed; "
+            f"steps {self.trace[-15:]}")
 
     def _release(self) -> None:
         for model in self.files:

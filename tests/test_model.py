@@ -79,7 +79,7 @@ settings.register_profile("long", max_examples=600, stateful_step_count=80, dead
                           print_blob=True)
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 RUN = settings.get_profile("long") if LONG else settings(
-    max_examples=60, stateful_step_count=40, deadline=None, derandomize=True, database=None,
+    max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None,
     phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
     print_blob=True)
 FILE_TARGETS = ("file", "file", "direct")  # what another context may share with ours
