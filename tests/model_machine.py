@@ -86,7 +86,7 @@ class MachineBase(RuleBasedStateMachine):
         self.fds_before = open_fds()
         env = self.ENV
         self.env = env
-        self.base_count = aioposix.sysctl["vfs.aio.num_queue_count"]
+        self.base_count = int(aioposix.sysctl["vfs.aio.num_queue_count"])
         self.loop = uvloop.new_event_loop() if env.loop == "uvloop" else asyncio.new_event_loop()
         self.loop_errors: list[str] = []
         self.loop.set_exception_handler(self._loop_error)
@@ -164,7 +164,7 @@ class MachineBase(RuleBasedStateMachine):
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run one rule's calls on the machine's loop, bounded by STUCK seconds."""
-        names = coro.__qualname__.split(".")
+        names = getattr(coro, "__qualname__", "rule").split(".")
         self.trace.append(names[min(1, len(names) - 1)] + self.detail)
         self.detail = ""
         return self.loop.run_until_complete(self._bounded(coro))
@@ -310,6 +310,13 @@ class MachineBase(RuleBasedStateMachine):
         job = self.owner.get(cb)
         assert job is not None and self.live(job), f"{cb!r} is not an unreaped job of ours"
         return job
+
+    def _unknown(self, ctx: AioContext, cb: Aiocb) -> None:
+        """Rules 6 and 7: aio_error and aio_return say EINVAL for a cb ctx does not know."""
+        for call in (ctx.aio_error, ctx.aio_return):
+            with pytest.raises(OSError) as info:
+                call(cb)
+            assert info.value.errno == EINVAL
 
     def known(self, cb: Aiocb) -> bool:
         try:
