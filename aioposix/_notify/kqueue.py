@@ -85,6 +85,8 @@ class Kqueue:
         self._waiters = Sleepers()  # tasks in control()
         # EV_ONESHOT AIO/LIO events, which need no knote: [(event, reap count or -1)]
         self._oneshots: deque[tuple[KEvent, int]] = deque()
+        # (id(cb), reap count) of events a rundown elsewhere owes, until its hop runs
+        self._owed: set[tuple[int, int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._epoll: select.epoll | None = None  # fd knotes, see _watch
@@ -125,6 +127,10 @@ class Kqueue:
     def _keep_once(self, cb: object, gen: int) -> None:
         """A rundown freed this finished job: an event of it not yet collected is
         still reported, once (any thread; ordered after the job's own post)."""
+        # recorded at once, from any thread (a set's add is one atomic call): a
+        # collect on the home loop that runs before the hop below still sees that
+        # the event is owed, although the rundown reaps the job right after this
+        self._owed.add((id(cb), gen))
         home = self._loop
         if home is not None and _running_loop() is not home:
             self._hop(home, self._keep_once_here, cb, gen)
@@ -140,6 +146,7 @@ class Kqueue:
             fn(*args)
 
     def _keep_once_here(self, cb: object, gen: int) -> None:
+        self._owed.discard((id(cb), gen))
         knote = self._knotes.get(knote_key(cb, EVFILT_AIO))
         if knote is not None and knote.gen == gen:
             knote.final = True
@@ -330,7 +337,8 @@ class Kqueue:
         oneshots = self._oneshots
         while oneshots and len(events) < max_events:
             quick, gen = oneshots.popleft()
-            if gen < 0 or quick.ident._gen == gen:  # a reaped job's event went with it
+            # a reaped job's event went with it, unless a rundown freed the job
+            if gen < 0 or quick.ident._gen == gen or self._owed_now(quick.ident, gen):
                 events.append(quick)
         again: list[Knote] = []  # level-triggered knotes still active after delivery
         while self._ready and len(events) < max_events:
@@ -346,7 +354,7 @@ class Kqueue:
         if knote.filter == EVFILT_AIO and knote.ident._gen != knote.gen:
             # the job was reaped: its knote went with it, unless a rundown freed
             # the job before its event was ever reported (then it is, once)
-            owed = knote.final and not knote.delivered
+            owed = (knote.final or self._owed_now(knote.ident, knote.gen)) and not knote.delivered
             self._delete(knote)
             return self._event(knote) if owed else None
         event = self._event(knote)
@@ -362,6 +370,13 @@ class Kqueue:
         else:
             self._relevel(knote, again)
         return event
+
+    def _owed_now(self, ident: object, gen: int) -> bool:
+        """A rundown on another thread owes this event; its hop has not run yet."""
+        if (id(ident), gen) in self._owed:
+            self._owed.discard((id(ident), gen))
+            return True
+        return False
 
     def _event(self, knote: Knote) -> KEvent:
         flags = knote.flags | EV_ADD
