@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import io
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
@@ -27,6 +28,7 @@ from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 
 CHUNK = 64 * 1024  # read-ahead and write buffer size unless ``buffering`` says otherwise
+BIG_READ = 256 * 1024  # reads from this size land in the result's memory (read_big)
 _F = TypeVar("_F", bound="AsyncFile[Any]")
 
 
@@ -40,18 +42,52 @@ def detached_error() -> ValueError:
 # -- the jobs ------------------------------------------------------------------
 
 
-async def read_job(ctx: AioContext, fd: int, n: int, offset: int) -> bytearray:
-    """One aio_read of up to ``n`` bytes at ``offset`` (shorter at EOF)."""
+async def read_job(ctx: AioContext, fd: int, n: int, offset: int) -> bytes:
+    """One aio_read of up to ``n`` bytes at ``offset`` (shorter at EOF).
+
+    Below BIG_READ the job reads into a whole bytearray (the context's
+    cheapest path) and the bytes are copied out of it; from BIG_READ on it
+    reads straight into the memory of the bytes returned (see
+    ``read_big``), so a large read is copied once, by the kernel.
+    """
+    if n >= BIG_READ:
+        return await read_big(ctx, fd, n, offset)
+    if not n:
+        return b""
     buf = bytearray(n)
-    if n:
-        cb = Aiocb(fd, buf, n, offset)
-        ctx.aio_read(cb)
-        del buf[await cb:]
-    return buf
+    cb = Aiocb(fd, buf, n, offset)
+    ctx.aio_read(cb)
+    got = await cb
+    if got != n:
+        del buf[got:]
+    return bytes(buf)
 
 
-async def read_into_job(ctx: AioContext, fd: int, view: memoryview, offset: int) -> int:
-    cb = Aiocb(fd, view, view.nbytes, offset)
+async def read_big(ctx: AioContext, fd: int, n: int, offset: int) -> bytes:
+    """One aio_read of up to ``n`` bytes at ``offset`` into a BytesIO's own
+    buffer, whose ``getvalue()`` is then that buffer, not a copy of it.
+
+    The job holds the view it reads into, and the view holds the BytesIO:
+    a task cancelled while the job runs leaves it memory to finish in.
+    """
+    store = io.BytesIO()
+    store.seek(n - 1)
+    store.write(b"\0")
+    view = store.getbuffer()
+    cb = Aiocb(fd, view, n, offset)
+    ctx.aio_read(cb)
+    got = await cb
+    del cb  # its views of the buffer go with it
+    view.release()
+    data = store.getvalue()  # the buffer itself once no view of it is left
+    return data if got == n else data[:got]
+
+
+async def read_into_job(ctx: AioContext, fd: int, buf: Any, offset: int) -> int:
+    """One aio_read into ``buf``: a bytearray whole (the cheapest path),
+    anything else as a memoryview of bytes."""
+    n = len(buf) if type(buf) is bytearray else buf.nbytes
+    cb = Aiocb(fd, buf, n, offset)
     ctx.aio_read(cb)
     return await cb
 

@@ -7,10 +7,14 @@ is set to the file's position on close when ``closefd=False``, and on
 appends whatever the offset, and after each write the position becomes
 the new end of file.
 
-Reads go through a read-ahead buffer (64 KiB by default, or
+Sequential reads go through a read-ahead buffer (64 KiB by default, or
 ``buffering``): readline and ``async for`` cost one job per chunk, not one
-per line.  Writes are buffered the same way, and flush, close, seek, tell
-and any read write them out first, so a read after a write sees it.
+per line.  A read is sequential when it starts where the file's last read
+ended; any other read (the first after a seek elsewhere, a random access
+pattern) reads exactly what is asked, straight into the result, and so
+does every read of a chunk or more, so a seek and a 4 KiB read cost one
+4 KiB job, not a chunk's.  Writes are buffered, and flush, close, seek,
+tell and any read write them out first, so a read after a write sees it.
 fstat(2), ftruncate(2) and lseek(2) are done inline: metadata calls that
 do not wait for the disk on a local filesystem, cheaper than a job.
 """
@@ -28,6 +32,7 @@ from aioposix._context.context import AioContext
 from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 from aioposix._file.base import (
+    BIG_READ,
     CHUNK,
     AsyncFile,
     byte_count,
@@ -55,6 +60,9 @@ class AsyncBinaryFile(AsyncFile[bytes]):
 
     Invariants: the bytes at ``_pos`` are ``_rbuf[_roff:]`` (read-ahead),
     or ``_wbuf`` is what goes at ``_pos`` (buffered writes); never both.
+    ``_next`` is the file offset where the last read from the file ended
+    (the end of the read-ahead after a fill): a read from there is
+    sequential and may read ahead.
     """
 
     def __init__(self, fd: int, *, name: Any, mode: str, context: AioContext,
@@ -77,6 +85,8 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         self._closer: Callable[[], object] | None = None  # an adopted io object's close
         self._detached = False
         self._pos, self._seekable = self._start_position()
+        self._next = self._pos  # a file read from where it was opened reads ahead
+        self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
 
     def _start_position(self) -> tuple[int, bool]:
         try:
@@ -163,11 +173,23 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     async def _fill(self) -> int:
         """Append one chunk to the read-ahead; returns its size (0: EOF)."""
         have = self._buffered()
-        got = await read_job(self._ctx, self._fd, self._chunk, self._pos + have)
+        start = self._pos + have
+        got = await read_job(self._ctx, self._fd, self._chunk, start)
+        self._next = start + len(got)
         if got:
-            self._rbuf = self._rbuf[self._roff:] + got
+            self._rbuf = self._rbuf[self._roff:] + got if have else got
             self._roff = 0
         return len(got)
+
+    async def _read_exact(self, n: int) -> bytes:
+        """Up to ``n`` bytes at the position with one job, no read-ahead
+        (a big read is clamped to the end of a regular file first)."""
+        pos = self._pos
+        if n >= BIG_READ and self._regular:
+            n = min(n, max(os.fstat(self._fd).st_size - pos, 0))
+        got = await read_job(self._ctx, self._fd, n, pos)
+        self._pos = self._next = pos + len(got)
+        return got
 
     async def _raw_write(self, data: Any) -> int:
         """Write ``data`` at the position, then move the position past it."""
@@ -183,26 +205,52 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     # -- reading --------------------------------------------------------------------
 
     async def read(self, n: int | None = -1) -> bytes:
-        self._check_readable()
-        await self._flush_writes()
+        if self._closed or not self._readable:
+            self._check_readable()
+        if self._wbuf:
+            await self._flush_writes()
         if n is None or n < 0:
             return await self._read_all()
-        parts = [self._take(n)]
-        need = n - len(parts[0])
+        have = len(self._rbuf) - self._roff
+        if have >= n:
+            return self._take(n)
+        pos = self._pos
+        if not have and n < BIG_READ and (n >= self._chunk or pos != self._next):
+            # Not sequential (a seek went elsewhere): exactly n bytes, one job
+            # of the context's cheapest kind, inline here as it is the hot path.
+            buf = bytearray(n)
+            cb = Aiocb(self._fd, buf, n, pos)
+            self._ctx.aio_read(cb)
+            got = await cb
+            self._pos = self._next = pos + got
+            if got == n:
+                return bytes(buf)
+            del buf[got:]
+            return bytes(buf) + await self._read_rest(n - got) if got else b""
+        first = self._take(have) if have else b""
+        return first + await self._read_rest(n - have)
+
+    async def _read_rest(self, need: int) -> bytes:
+        """Up to ``need`` bytes, the read-ahead being empty: to EOF, as io's
+        read(n) goes on after a short read."""
+        got = await self._read_more(need)
+        if len(got) == need or not got:
+            return got
+        parts = [got]
+        need -= len(got)
         while need > 0:
             got = await self._read_more(need)
             if not got:
                 break
             parts.append(got)
             need -= len(got)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return b"".join(parts)
 
     async def _read_more(self, need: int) -> bytes:
-        """Up to ``need`` bytes with one job, the read-ahead being empty."""
-        if need >= self._chunk:
-            got = bytes(await read_job(self._ctx, self._fd, need, self._pos))
-            self._pos += len(got)
-            return got
+        """Up to ``need`` bytes with one job, the read-ahead being empty:
+        through the read-ahead when sequential and small, else exactly."""
+        if need >= self._chunk or self._pos != self._next:
+            return await self._read_exact(need)
         await self._fill()
         return self._take(need)
 
@@ -212,10 +260,10 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         while True:
             want = max(os.fstat(self._fd).st_size - self._pos, self._chunk)
             got = await read_job(self._ctx, self._fd, want, self._pos)
-            self._pos += len(got)
-            parts.append(bytes(got))
+            self._pos = self._next = self._pos + len(got)
+            parts.append(got)
             if not got or (regular and len(got) < want):  # a short read of a file: EOF
-                return b"".join(parts)
+                return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def read1(self, n: int = -1) -> bytes:
         """At most one job: what is buffered, else one read (up to ``n`` bytes)."""
@@ -245,22 +293,36 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     async def readinto(self, buf: Any) -> int:
         """Fill ``buf`` from the position (fewer bytes at EOF); returns the count."""
         self._check_readable()
-        await self._flush_writes()
+        if self._wbuf:
+            await self._flush_writes()
+        if type(buf) is bytearray and not self._buffered() and (
+                len(buf) >= self._chunk or self._pos != self._next):
+            got = await self._readinto_exact(buf)  # the whole bytearray: one cheap job
+            if got in (0, len(buf)):
+                return got
+            with memoryview(buf) as view:  # short: go on to EOF, as io's readinto does
+                return got + await self._readinto_view(view[got:])
         with memoryview(buf) as whole, whole.cast("B") as view:
-            done = 0
-            while done < view.nbytes:
-                moved = await self._readinto_some(view[done:])
-                if not moved:
-                    break
-                done += moved
-            return done
+            return await self._readinto_view(view)
+
+    async def _readinto_view(self, view: memoryview) -> int:
+        done = 0
+        while done < view.nbytes:
+            moved = await self._readinto_some(view[done:])
+            if not moved:
+                break
+            done += moved
+        return done
+
+    async def _readinto_exact(self, buf: Any) -> int:
+        got = await read_into_job(self._ctx, self._fd, buf, self._pos)
+        self._pos = self._next = self._pos + got
+        return got
 
     async def _readinto_some(self, view: memoryview) -> int:
         if not self._buffered():
-            if view.nbytes >= self._chunk:
-                got = await read_into_job(self._ctx, self._fd, view, self._pos)
-                self._pos += got
-                return got
+            if view.nbytes >= self._chunk or self._pos != self._next:
+                return await self._readinto_exact(view)
             await self._fill()
         data = self._take(view.nbytes)
         view[:len(data)] = data
@@ -284,9 +346,19 @@ class AsyncBinaryFile(AsyncFile[bytes]):
                 return self._take(have)
 
     async def pread(self, n: int, offset: int) -> bytes:
-        self._check_readable()
-        await self._flush_writes()
-        return bytes(await read_job(self._ctx, self._fd, n, offset))
+        if self._closed or not self._readable:
+            self._check_readable()
+        if self._wbuf:
+            await self._flush_writes()
+        if not 0 < n < BIG_READ:
+            return await read_job(self._ctx, self._fd, n, offset)
+        buf = bytearray(n)  # read_job's small case, inline: the hot path
+        cb = Aiocb(self._fd, buf, n, offset)
+        self._ctx.aio_read(cb)
+        got = await cb
+        if got != n:
+            del buf[got:]
+        return bytes(buf)
 
     async def readv(self, bufs: Sequence[Any]) -> int:
         self._check_readable()
@@ -295,7 +367,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         cb = Aiocb(self._fd, None, None, self._pos, iov=bufs)
         self._ctx.aio_readv(cb)
         got = await cb
-        self._pos += got
+        self._pos = self._next = self._pos + got
         return got
 
     # -- writing --------------------------------------------------------------------
@@ -349,9 +421,11 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     # -- position ------------------------------------------------------------------
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._check_seekable()
-        await self._flush_writes()
-        target = self._seek_target(offset, whence)
+        if self._closed or not self._seekable:
+            self._check_seekable()
+        if self._wbuf:
+            await self._flush_writes()
+        target = offset if whence == os.SEEK_SET else self._seek_target(offset, whence)
         if target < 0:
             raise error(errno.EINVAL, f"negative seek position {target}")
         self._move_to(target)
