@@ -16,9 +16,12 @@ split between plain methods and coroutines:
 from __future__ import annotations
 
 import abc
+import asyncio
 import errno
 import io
 import os
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, AnyStr, Generic, TypeVar
@@ -29,6 +32,7 @@ from aioposix._core.job import Aiocb
 
 CHUNK = 64 * 1024  # read-ahead and write buffer size unless ``buffering`` says otherwise
 BIG_READ = 256 * 1024  # reads from this size land in the result's memory (read_big)
+PACE = 0.001  # seconds of big reads between yields to the loop (pace)
 _F = TypeVar("_F", bound="AsyncFile[Any]")
 
 
@@ -80,7 +84,29 @@ async def read_big(ctx: AioContext, fd: int, n: int, offset: int) -> bytes:
     del cb  # its views of the buffer go with it
     view.release()
     data = store.getvalue()  # the buffer itself once no view of it is left
+    await pace(ctx)
     return data if got == n else data[:got]
+
+
+_LAST_YIELD: weakref.WeakKeyDictionary[AioContext, float] = weakref.WeakKeyDictionary()
+
+
+async def pace(ctx: AioContext) -> None:
+    """Yield to the loop once PACE seconds went by since the last time.
+
+    A cached read finishes inline, and the context yields once every so
+    many jobs; big reads take long enough that so many of them in a row
+    would hold the loop for tens of milliseconds.  Their clock is kept per
+    context (one per loop), so a loop that reads big blocks back to back
+    lets timers and other tasks in about every PACE seconds.
+    """
+    now = time.perf_counter()
+    last = _LAST_YIELD.get(ctx)
+    if last is None or now - last < PACE:
+        _LAST_YIELD[ctx] = now if last is None else last
+        return
+    await asyncio.sleep(0)
+    _LAST_YIELD[ctx] = time.perf_counter()
 
 
 async def read_into_job(ctx: AioContext, fd: int, buf: Any, offset: int) -> int:
@@ -89,7 +115,10 @@ async def read_into_job(ctx: AioContext, fd: int, buf: Any, offset: int) -> int:
     n = len(buf) if type(buf) is bytearray else buf.nbytes
     cb = Aiocb(fd, buf, n, offset)
     ctx.aio_read(cb)
-    return await cb
+    got: int = await cb
+    if n >= BIG_READ:
+        await pace(ctx)
+    return got
 
 
 async def write_all(ctx: AioContext, fd: int, data: Any, offset: int) -> int:
@@ -109,6 +138,50 @@ async def write_all(ctx: AioContext, fd: int, data: Any, offset: int) -> int:
 def byte_count(data: Any) -> int:
     with memoryview(data) as view:
         return view.nbytes
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> int:
+    """os.pwrite until all of ``data`` is out, now (detach's last write)."""
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+        return done
+
+
+_SEEK_EXTRA = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name))
+
+
+def seek_target(fd: int, pos: int, offset: int, whence: int) -> int:
+    """Where a seek goes from ``pos`` (not checked for being negative)."""
+    if whence == os.SEEK_SET:
+        return offset
+    if whence == os.SEEK_CUR:
+        return pos + offset
+    if whence == os.SEEK_END:
+        return os.fstat(fd).st_size + offset
+    if whence in _SEEK_EXTRA:  # SEEK_DATA, SEEK_HOLE: only the kernel knows
+        return os.lseek(fd, offset, whence)
+    raise ValueError(f"whence value {whence} unsupported")
+
+
+def start_position(fd: int, append: bool) -> tuple[int, bool]:
+    """Where a file opened on ``fd`` starts, and whether it can seek."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_END if append else os.SEEK_CUR), True
+    except OSError as exc:
+        if exc.errno != errno.ESPIPE:
+            raise
+        return 0, False
+
+
+def fd_mode(mode: str) -> str:
+    """The mode as FileIO spells it (what io's binary files report)."""
+    plus = "+" if "+" in mode else ""
+    for c in "xa":
+        if c in mode:
+            return f"{c}b{plus}"
+    return f"rb{plus}" if "r" in mode or plus else "wb"
 
 
 # -- the shared interface ------------------------------------------------------

@@ -7,14 +7,12 @@ is set to the file's position on close when ``closefd=False``, and on
 appends whatever the offset, and after each write the position becomes
 the new end of file.
 
-Sequential reads go through a read-ahead buffer (64 KiB by default, or
-``buffering``): readline and ``async for`` cost one job per chunk, not one
-per line.  A read is sequential when it starts where the file's last read
-ended; any other read (the first after a seek elsewhere, a random access
-pattern) reads exactly what is asked, straight into the result, and so
-does every read of a chunk or more, so a seek and a 4 KiB read cost one
-4 KiB job, not a chunk's.  Writes are buffered, and flush, close, seek,
-tell and any read write them out first, so a read after a write sees it.
+Sequential reads (each starting where the last ended) go through a
+read-ahead buffer (64 KiB, or ``buffering``): readline and ``async for``
+cost one job per chunk.  Any other read (after a seek elsewhere) and any
+read of a chunk or more reads exactly what is asked into the result: a
+seek and a 4 KiB read are one 4 KiB job.  Writes are buffered, and flush,
+close, seek, tell and any read write them out first.
 fstat(2), ftruncate(2) and lseek(2) are done inline: metadata calls that
 do not wait for the disk on a local filesystem, cheaper than a job.
 """
@@ -23,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import io
+import operator
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -38,21 +37,14 @@ from aioposix._file.base import (
     byte_count,
     closed_error,
     detached_error,
+    fd_mode,
+    pwrite_all,
     read_into_job,
     read_job,
+    seek_target,
+    start_position,
     write_all,
 )
-
-_SEEK_EXTRA = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name))
-
-
-def _fd_mode(mode: str) -> str:
-    """The mode as FileIO spells it (what io's binary files report)."""
-    plus = "+" if "+" in mode else ""
-    for c in "xa":
-        if c in mode:
-            return f"{c}b{plus}"
-    return f"rb{plus}" if "r" in mode or plus else "wb"
 
 
 class AsyncBinaryFile(AsyncFile[bytes]):
@@ -69,7 +61,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
                  buffering: int = -1, closefd: bool = True) -> None:
         self._fd = fd
         self._name = name
-        self._mode = _fd_mode(mode)
+        self._mode = fd_mode(mode)
         self._ctx = context
         self._closefd = closefd
         self._closed = False
@@ -78,23 +70,15 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         self._append = "a" in mode
         self._chunk = buffering if buffering > 1 else CHUNK
         self._wlimit = 0 if buffering == 0 else self._chunk
-        self._rbuf = b""
-        self._roff = 0
+        self._rbuf, self._roff = b"", 0
         self._wbuf = bytearray()
+        self._cb: Aiocb | None = None  # reused by exact small reads (_start_exact)
         self._rawio: io.FileIO | None = None  # ``raw``, once asked for
         self._closer: Callable[[], object] | None = None  # an adopted io object's close
         self._detached = False
-        self._pos, self._seekable = self._start_position()
+        self._pos, self._seekable = start_position(fd, self._append)
         self._next = self._pos  # a file read from where it was opened reads ahead
         self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
-
-    def _start_position(self) -> tuple[int, bool]:
-        try:
-            return os.lseek(self._fd, 0, os.SEEK_END if self._append else os.SEEK_CUR), True
-        except OSError as exc:
-            if exc.errno != errno.ESPIPE:
-                raise
-            return 0, False
 
     # -- properties and checks --------------------------------------------------
 
@@ -167,6 +151,23 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             self._rbuf, self._roff = b"", 0
         return data
 
+    def _start_exact(self, n: int, offset: int) -> Aiocb:
+        """Submit a read of exactly ``n`` (<= BIG_READ) bytes at ``offset``
+        on a whole bytearray, the context's cheapest job.  Its Aiocb is the
+        file's, reused while every job it ran was awaited to its end (the
+        caller drops it otherwise); above CHUNK a new one, not kept."""
+        cb = self._cb
+        if cb is None or n > CHUNK:
+            cb = Aiocb(self._fd, bytearray(n), n, offset)
+            if n <= CHUNK:
+                self._cb = cb
+        elif cb.nbytes != n:
+            cb.buf, cb.nbytes, cb.offset = bytearray(n), n, offset
+        else:
+            cb.offset = offset
+        self._ctx.aio_read(cb)
+        return cb
+
     def _drop_read_ahead(self) -> None:
         self._rbuf, self._roff = b"", 0
 
@@ -181,13 +182,21 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             self._roff = 0
         return len(got)
 
-    async def _read_exact(self, n: int) -> bytes:
-        """Up to ``n`` bytes at the position with one job, no read-ahead
-        (a big read is clamped to the end of a regular file first)."""
-        pos = self._pos
+    def _exact(self, n: int) -> bool:
+        """Whether a read of ``n`` bytes at the position, nothing read
+        ahead, reads exactly that: a chunk or more, or not sequential."""
+        return n >= self._chunk or self._pos != self._next
+
+    def _clamp(self, n: int, offset: int) -> int:
+        """A big read of a regular file is no bigger than what is there."""
         if n >= BIG_READ and self._regular:
-            n = min(n, max(os.fstat(self._fd).st_size - pos, 0))
-        got = await read_job(self._ctx, self._fd, n, pos)
+            return min(n, max(os.fstat(self._fd).st_size - offset, 0))
+        return n
+
+    async def _read_exact(self, n: int) -> bytes:
+        """Up to ``n`` bytes at the position with one job, no read-ahead."""
+        pos = self._pos
+        got = await read_job(self._ctx, self._fd, self._clamp(n, pos), pos)
         self._pos = self._next = pos + len(got)
         return got
 
@@ -215,41 +224,37 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         if have >= n:
             return self._take(n)
         pos = self._pos
-        if not have and n < BIG_READ and (n >= self._chunk or pos != self._next):
-            # Not sequential (a seek went elsewhere): exactly n bytes, one job
-            # of the context's cheapest kind, inline here as it is the hot path.
-            buf = bytearray(n)
-            cb = Aiocb(self._fd, buf, n, pos)
-            self._ctx.aio_read(cb)
-            got = await cb
+        if not have and n < BIG_READ and self._exact(n):
+            # Not sequential (a seek went elsewhere): exactly n bytes, one job.
+            cb = self._start_exact(n, pos)
+            try:
+                got = await cb
+            except BaseException:
+                self._cb = None  # it may still be in flight: not reused
+                raise
             self._pos = self._next = pos + got
             if got == n:
-                return bytes(buf)
-            del buf[got:]
-            return bytes(buf) + await self._read_rest(n - got) if got else b""
+                return bytes(cb.buf)
+            return bytes(cb.buf[:got]) + await self._read_rest(n - got) if got else b""
         first = self._take(have) if have else b""
         return first + await self._read_rest(n - have)
 
     async def _read_rest(self, need: int) -> bytes:
         """Up to ``need`` bytes, the read-ahead being empty: to EOF, as io's
         read(n) goes on after a short read."""
-        got = await self._read_more(need)
-        if len(got) == need or not got:
-            return got
-        parts = [got]
-        need -= len(got)
+        parts = []
         while need > 0:
             got = await self._read_more(need)
             if not got:
                 break
             parts.append(got)
             need -= len(got)
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _read_more(self, need: int) -> bytes:
         """Up to ``need`` bytes with one job, the read-ahead being empty:
         through the read-ahead when sequential and small, else exactly."""
-        if need >= self._chunk or self._pos != self._next:
+        if self._exact(need):
             return await self._read_exact(need)
         await self._fill()
         return self._take(need)
@@ -295,24 +300,18 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         self._check_readable()
         if self._wbuf:
             await self._flush_writes()
-        if type(buf) is bytearray and not self._buffered() and (
-                len(buf) >= self._chunk or self._pos != self._next):
-            got = await self._readinto_exact(buf)  # the whole bytearray: one cheap job
-            if got in (0, len(buf)):
-                return got
-            with memoryview(buf) as view:  # short: go on to EOF, as io's readinto does
-                return got + await self._readinto_view(view[got:])
         with memoryview(buf) as whole, whole.cast("B") as view:
-            return await self._readinto_view(view)
-
-    async def _readinto_view(self, view: memoryview) -> int:
-        done = 0
-        while done < view.nbytes:
-            moved = await self._readinto_some(view[done:])
-            if not moved:
-                break
-            done += moved
-        return done
+            done = 0
+            if type(buf) is bytearray and not self._buffered() and self._exact(len(buf)):
+                done = await self._readinto_exact(buf)  # whole: the cheapest job
+                if not done:
+                    return 0
+            while done < view.nbytes:  # and after a short read, to EOF as io does
+                moved = await self._readinto_some(view[done:])
+                if not moved:
+                    break
+                done += moved
+            return done
 
     async def _readinto_exact(self, buf: Any) -> int:
         got = await read_into_job(self._ctx, self._fd, buf, self._pos)
@@ -321,7 +320,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
 
     async def _readinto_some(self, view: memoryview) -> int:
         if not self._buffered():
-            if view.nbytes >= self._chunk or self._pos != self._next:
+            if self._exact(view.nbytes):
                 return await self._readinto_exact(view)
             await self._fill()
         data = self._take(view.nbytes)
@@ -351,14 +350,14 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         if self._wbuf:
             await self._flush_writes()
         if not 0 < n < BIG_READ:
-            return await read_job(self._ctx, self._fd, n, offset)
-        buf = bytearray(n)  # read_job's small case, inline: the hot path
-        cb = Aiocb(self._fd, buf, n, offset)
-        self._ctx.aio_read(cb)
-        got = await cb
-        if got != n:
-            del buf[got:]
-        return bytes(buf)
+            return await read_job(self._ctx, self._fd, self._clamp(n, offset), offset)
+        cb = self._start_exact(n, offset)  # read_job's small case, inline: the hot path
+        try:
+            got = await cb
+        except BaseException:
+            self._cb = None  # it may still be in flight: not reused
+            raise
+        return bytes(cb.buf) if got == n else bytes(cb.buf[:got])
 
     async def readv(self, bufs: Sequence[Any]) -> int:
         self._check_readable()
@@ -425,10 +424,16 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             self._check_seekable()
         if self._wbuf:
             await self._flush_writes()
-        target = offset if whence == os.SEEK_SET else self._seek_target(offset, whence)
+        if whence == os.SEEK_SET and type(offset) is int:
+            target = offset
+        else:
+            target = seek_target(self._fd, self._pos, operator.index(offset), whence)
         if target < 0:
             raise error(errno.EINVAL, f"negative seek position {target}")
-        self._move_to(target)
+        if self._rbuf:
+            self._move_to(target)
+        else:
+            self._pos = target  # nothing read ahead to keep or drop
         return target
 
     def _move_to(self, target: int) -> None:
@@ -439,17 +444,6 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         else:
             self._drop_read_ahead()
         self._pos = target
-
-    def _seek_target(self, offset: int, whence: int) -> int:
-        if whence == os.SEEK_SET:
-            return offset
-        if whence == os.SEEK_CUR:
-            return self._pos + offset
-        if whence == os.SEEK_END:
-            return os.fstat(self._fd).st_size + offset
-        if whence in _SEEK_EXTRA:  # SEEK_DATA, SEEK_HOLE: only the kernel knows
-            return os.lseek(self._fd, offset, whence)
-        raise ValueError(f"whence value {whence} unsupported")
 
     async def tell(self) -> int:
         self._check_seekable()
@@ -521,9 +515,6 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         return raw
 
     def _write_out_now(self) -> None:
-        with memoryview(bytes(self._wbuf)) as data:
-            done = 0
-            while done < len(data):
-                done += os.pwrite(self._fd, data[done:], self._pos + done)
+        done = pwrite_all(self._fd, bytes(self._wbuf), self._pos)
         self._wbuf.clear()
         self._pos = os.fstat(self._fd).st_size if self._append else self._pos + done
