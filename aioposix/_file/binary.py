@@ -220,11 +220,8 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             await self._flush_writes()
         if n is None or n < 0:
             return await self._read_all()
-        have = len(self._rbuf) - self._roff
-        if have >= n:
-            return self._take(n)
         pos = self._pos
-        if not have and n < BIG_READ and self._exact(n):
+        if not self._rbuf and 0 < n < BIG_READ and (pos != self._next or n >= self._chunk):
             # Not sequential (a seek went elsewhere): exactly n bytes, one job.
             cb = self._start_exact(n, pos)
             try:
@@ -236,6 +233,9 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             if got == n:
                 return bytes(cb.buf)
             return bytes(cb.buf[:got]) + await self._read_rest(n - got) if got else b""
+        have = len(self._rbuf) - self._roff
+        if have >= n:
+            return self._take(n)
         first = self._take(have) if have else b""
         return first + await self._read_rest(n - have)
 
@@ -424,7 +424,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             self._check_seekable()
         if self._wbuf:
             await self._flush_writes()
-        if whence == os.SEEK_SET and type(offset) is int:
+        if whence == 0 and type(offset) is int:  # SEEK_SET
             target = offset
         else:
             target = seek_target(self._fd, self._pos, operator.index(offset), whence)
