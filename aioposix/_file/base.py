@@ -80,33 +80,36 @@ async def read_big(ctx: AioContext, fd: int, n: int, offset: int) -> bytes:
     view = store.getbuffer()
     cb = Aiocb(fd, view, n, offset)
     ctx.aio_read(cb)
+    inline = cb.error != errno.EINPROGRESS
     got = await cb
     del cb  # its views of the buffer go with it
     view.release()
     data = store.getvalue()  # the buffer itself once no view of it is left
-    await pace(ctx)
+    await pace(ctx, inline)
     return data if got == n else data[:got]
 
 
 _LAST_YIELD: weakref.WeakKeyDictionary[AioContext, float] = weakref.WeakKeyDictionary()
 
 
-async def pace(ctx: AioContext) -> None:
-    """Yield to the loop once PACE seconds went by since the last time.
+async def pace(ctx: AioContext, inline: bool) -> None:
+    """After a big read: yield to the loop once PACE seconds went by since
+    the loop last had a turn (``inline``: the job finished in its submit
+    call, so the task did not wait, and the loop has not run since).
 
     A cached read finishes inline, and the context yields once every so
     many jobs; big reads take long enough that so many of them in a row
-    would hold the loop for tens of milliseconds.  Their clock is kept per
+    would hold the loop for tens of milliseconds.  The clock is kept per
     context (one per loop), so a loop that reads big blocks back to back
     lets timers and other tasks in about every PACE seconds.
     """
     now = time.perf_counter()
     last = _LAST_YIELD.get(ctx)
-    if last is None or now - last < PACE:
-        _LAST_YIELD[ctx] = now if last is None else last
-        return
-    await asyncio.sleep(0)
-    _LAST_YIELD[ctx] = time.perf_counter()
+    if not inline or last is None:
+        _LAST_YIELD[ctx] = now  # the task waited: the loop ran meanwhile
+    elif now - last >= PACE:
+        await asyncio.sleep(0)
+        _LAST_YIELD[ctx] = time.perf_counter()
 
 
 async def read_into_job(ctx: AioContext, fd: int, buf: Any, offset: int) -> int:
@@ -115,9 +118,10 @@ async def read_into_job(ctx: AioContext, fd: int, buf: Any, offset: int) -> int:
     n = len(buf) if type(buf) is bytearray else buf.nbytes
     cb = Aiocb(fd, buf, n, offset)
     ctx.aio_read(cb)
+    inline = cb.error != errno.EINPROGRESS
     got: int = await cb
     if n >= BIG_READ:
-        await pace(ctx)
+        await pace(ctx, inline)
     return got
 
 

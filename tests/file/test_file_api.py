@@ -1074,3 +1074,31 @@ async def test_seek_takes_an_index_not_a_float(aio: Env) -> None:
             await f.seek(1.5)  # type: ignore[arg-type]
         assert await f.seek(True) == 1  # an index, as io takes it
         assert await f.read(2) == b"12"
+
+
+async def test_a_long_run_of_big_cached_reads_lets_other_tasks_run(aio: Env) -> None:
+    data = rand(8 << 20)
+    path = put(aio, data)
+    turns = 0
+    stop = asyncio.Event()
+
+    async def other() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with aioposix.open(path, "rb") as f:
+        await f.read()  # in the page cache from here on
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        turns = 0
+        try:
+            for _ in range(25):  # 200 reads of 1 MiB: far more than a millisecond
+                await f.seek(0)
+                while block := await f.read(1 << 20):
+                    assert len(block) == 1 << 20
+            assert turns > 0  # the loop had turns between the reads
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
