@@ -7,6 +7,10 @@
   ``read``/``write``; ``--fsync`` is ``os.fsync`` through ``aiofiles.os.wrap``.
 - ``caio``: one ``caio.AsyncioContext`` per job, ``read(n, fd, offset)`` /
   ``write(data, fd, offset)`` / ``fsync(fd)``.
+- ``py-asyncfiles`` (the module ``asyncfiles``): one ``asyncfiles.open``
+  handle per task, ``f.seek(offset)`` (a plain method there) then ``await
+  f.read(bs)``/``f.write(data)``; it has no fsync, so ``--fsync`` is
+  ``os.fsync`` of a descriptor of the same file through ``run_in_executor``.
 - ``sync``: one task of plain ``os.pread``/``os.pwrite`` with no concurrency,
   the ceiling an event loop pays to get near.
 
@@ -33,7 +37,8 @@ from typing import Any
 from aioposix._context.calls import aio_fsync, aio_read, aio_write
 from aioposix._core.job import Aiocb
 
-ENGINE_NAMES = ("aioposix", "aiofiles", "caio", "sync")
+ENGINE_NAMES = ("aioposix", "aiofiles", "caio", "py-asyncfiles", "sync")
+MODULES = {"py-asyncfiles": "asyncfiles"}  # an engine's module, where it has another name
 SYNC_YIELD_EVERY = 1024  # sync ops between yields, so that other jobs' loops are not starved
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
@@ -332,6 +337,54 @@ class CaioSession(Session):
             os.close(self.fd)
 
 
+class AsyncfilesSession(Session):
+    """py-asyncfiles: a handle per task, ``f.seek(offset)``, ``await f.read(bs)``."""
+
+    def __init__(self, w: Workload, payload: bytes, asyncfiles: ModuleType) -> None:
+        if w.direct:
+            raise Skip("py-asyncfiles opens the file itself, without O_DIRECT")
+        self.w, self.payload, self.tasks = w, bytes(payload), w.iodepth
+        self.mode = "r+b" if w.writes else "rb"
+        self.open = asyncfiles.open
+        self.files: list[Any] = []
+        self.sync_fd = os.open(w.path, os.O_RDONLY)  # for --fsync: it has none of its own
+
+    async def _file(self) -> Any:
+        f = self.open(self.w.path, self.mode)
+        await f.__aenter__()
+        self.files.append(f)
+        return f
+
+    async def worker(self) -> Worker:
+        f, bs, payload = await self._file(), self.w.bs, self.payload
+        loop, fd = asyncio.get_running_loop(), self.sync_fd
+
+        async def read(offset: int) -> None:
+            f.seek(offset)
+            await f.read(bs)
+
+        async def write(offset: int) -> None:
+            f.seek(offset)
+            await f.write(payload)
+
+        def sync() -> Awaitable[None]:
+            return loop.run_in_executor(None, os.fsync, fd)
+        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
+
+    async def read_block(self, offset: int) -> bytes:
+        f = await self._file()
+        f.seek(offset)
+        data: bytes = await f.read(self.w.bs)
+        return data
+
+    async def close(self) -> None:
+        try:
+            while self.files:
+                await self.files.pop().__aexit__(None, None, None)
+        finally:
+            os.close(self.sync_fd)
+
+
 class SyncSession(Session):
     def __init__(self, w: Workload, payload: bytes) -> None:
         self.w, self.tasks = w, 1
@@ -364,11 +417,13 @@ async def open_session(name: str, w: Workload, payload: bytes) -> Session:
         return AioposixSession(w, payload)
     if name == "sync":
         return SyncSession(w, payload)
-    module = optional(name)
+    module = optional(MODULES.get(name, name))
     if module is None:
-        raise Skip(f"{name} is not installed")
+        raise Skip(f"{name} is not installed (pip install {name})")
     if name == "aiofiles":
         return AiofilesSession(w, payload, module)
+    if name == "py-asyncfiles":
+        return AsyncfilesSession(w, payload, module)
     session = CaioSession(w, payload, module)
     await session.probe()
     return session

@@ -16,8 +16,12 @@ split between plain methods and coroutines:
 from __future__ import annotations
 
 import abc
+import asyncio
 import errno
+import io
 import os
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, AnyStr, Generic, TypeVar
@@ -27,6 +31,8 @@ from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 
 CHUNK = 64 * 1024  # read-ahead and write buffer size unless ``buffering`` says otherwise
+BIG_READ = 256 * 1024  # reads from this size land in the result's memory (read_big)
+PACE = 0.001  # seconds of big reads between yields to the loop (pace)
 _F = TypeVar("_F", bound="AsyncFile[Any]")
 
 
@@ -40,20 +46,83 @@ def detached_error() -> ValueError:
 # -- the jobs ------------------------------------------------------------------
 
 
-async def read_job(ctx: AioContext, fd: int, n: int, offset: int) -> bytearray:
-    """One aio_read of up to ``n`` bytes at ``offset`` (shorter at EOF)."""
+async def read_job(ctx: AioContext, fd: int, n: int, offset: int) -> bytes:
+    """One aio_read of up to ``n`` bytes at ``offset`` (shorter at EOF).
+
+    Below BIG_READ the job reads into a whole bytearray (the context's
+    cheapest path) and the bytes are copied out of it; from BIG_READ on it
+    reads straight into the memory of the bytes returned (see
+    ``read_big``), so a large read is copied once, by the kernel.
+    """
+    if n >= BIG_READ:
+        return await read_big(ctx, fd, n, offset)
+    if not n:
+        return b""
     buf = bytearray(n)
-    if n:
-        cb = Aiocb(fd, buf, n, offset)
-        ctx.aio_read(cb)
-        del buf[await cb:]
-    return buf
-
-
-async def read_into_job(ctx: AioContext, fd: int, view: memoryview, offset: int) -> int:
-    cb = Aiocb(fd, view, view.nbytes, offset)
+    cb = Aiocb(fd, buf, n, offset)
     ctx.aio_read(cb)
-    return await cb
+    got = await cb
+    if got != n:
+        del buf[got:]
+    return bytes(buf)
+
+
+async def read_big(ctx: AioContext, fd: int, n: int, offset: int) -> bytes:
+    """One aio_read of up to ``n`` bytes at ``offset`` into a BytesIO's own
+    buffer, whose ``getvalue()`` is then that buffer, not a copy of it.
+
+    The job holds the view it reads into, and the view holds the BytesIO:
+    a task cancelled while the job runs leaves it memory to finish in.
+    """
+    store = io.BytesIO()
+    store.seek(n - 1)
+    store.write(b"\0")
+    view = store.getbuffer()
+    cb = Aiocb(fd, view, n, offset)
+    ctx.aio_read(cb)
+    inline = cb.error != errno.EINPROGRESS
+    got = await cb
+    del cb  # its views of the buffer go with it
+    view.release()
+    data = store.getvalue()  # the buffer itself once no view of it is left
+    await pace(ctx, inline)
+    return data if got == n else data[:got]
+
+
+_LAST_YIELD: weakref.WeakKeyDictionary[AioContext, float] = weakref.WeakKeyDictionary()
+
+
+async def pace(ctx: AioContext, inline: bool) -> None:
+    """After a big read: yield to the loop once PACE seconds went by since
+    the loop last had a turn (``inline``: the job finished in its submit
+    call, so the task did not wait, and the loop has not run since).
+
+    A cached read finishes inline, and the context yields once every so
+    many jobs; big reads take long enough that so many of them in a row
+    would hold the loop for tens of milliseconds.  The clock is kept per
+    context (one per loop), so a loop that reads big blocks back to back
+    lets timers and other tasks in about every PACE seconds.
+    """
+    now = time.perf_counter()
+    last = _LAST_YIELD.get(ctx)
+    if not inline or last is None:
+        _LAST_YIELD[ctx] = now  # the task waited: the loop ran meanwhile
+    elif now - last >= PACE:
+        await asyncio.sleep(0)
+        _LAST_YIELD[ctx] = time.perf_counter()
+
+
+async def read_into_job(ctx: AioContext, fd: int, buf: Any, offset: int) -> int:
+    """One aio_read into ``buf``: a bytearray whole (the cheapest path),
+    anything else as a memoryview of bytes."""
+    n = len(buf) if type(buf) is bytearray else buf.nbytes
+    cb = Aiocb(fd, buf, n, offset)
+    ctx.aio_read(cb)
+    inline = cb.error != errno.EINPROGRESS
+    got: int = await cb
+    if n >= BIG_READ:
+        await pace(ctx, inline)
+    return got
 
 
 async def write_all(ctx: AioContext, fd: int, data: Any, offset: int) -> int:
@@ -73,6 +142,50 @@ async def write_all(ctx: AioContext, fd: int, data: Any, offset: int) -> int:
 def byte_count(data: Any) -> int:
     with memoryview(data) as view:
         return view.nbytes
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> int:
+    """os.pwrite until all of ``data`` is out, now (detach's last write)."""
+    with memoryview(data) as view:
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], offset + done)
+        return done
+
+
+_SEEK_EXTRA = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name))
+
+
+def seek_target(fd: int, pos: int, offset: int, whence: int) -> int:
+    """Where a seek goes from ``pos`` (not checked for being negative)."""
+    if whence == os.SEEK_SET:
+        return offset
+    if whence == os.SEEK_CUR:
+        return pos + offset
+    if whence == os.SEEK_END:
+        return os.fstat(fd).st_size + offset
+    if whence in _SEEK_EXTRA:  # SEEK_DATA, SEEK_HOLE: only the kernel knows
+        return os.lseek(fd, offset, whence)
+    raise ValueError(f"whence value {whence} unsupported")
+
+
+def start_position(fd: int, append: bool) -> tuple[int, bool]:
+    """Where a file opened on ``fd`` starts, and whether it can seek."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_END if append else os.SEEK_CUR), True
+    except OSError as exc:
+        if exc.errno != errno.ESPIPE:
+            raise
+        return 0, False
+
+
+def fd_mode(mode: str) -> str:
+    """The mode as FileIO spells it (what io's binary files report)."""
+    plus = "+" if "+" in mode else ""
+    for c in "xa":
+        if c in mode:
+            return f"{c}b{plus}"
+    return f"rb{plus}" if "r" in mode or plus else "wb"
 
 
 # -- the shared interface ------------------------------------------------------

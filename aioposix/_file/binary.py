@@ -7,10 +7,12 @@ is set to the file's position on close when ``closefd=False``, and on
 appends whatever the offset, and after each write the position becomes
 the new end of file.
 
-Reads go through a read-ahead buffer (64 KiB by default, or
-``buffering``): readline and ``async for`` cost one job per chunk, not one
-per line.  Writes are buffered the same way, and flush, close, seek, tell
-and any read write them out first, so a read after a write sees it.
+Sequential reads (each starting where the last ended) go through a
+read-ahead buffer (64 KiB, or ``buffering``): readline and ``async for``
+cost one job per chunk.  Any other read (after a seek elsewhere) and any
+read of a chunk or more reads exactly what is asked into the result: a
+seek and a 4 KiB read are one 4 KiB job.  Writes are buffered, and flush,
+close, seek, tell and any read write them out first.
 fstat(2), ftruncate(2) and lseek(2) are done inline: metadata calls that
 do not wait for the disk on a local filesystem, cheaper than a job.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import io
+import operator
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -28,26 +31,20 @@ from aioposix._context.context import AioContext
 from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
 from aioposix._file.base import (
+    BIG_READ,
     CHUNK,
     AsyncFile,
     byte_count,
     closed_error,
     detached_error,
+    fd_mode,
+    pwrite_all,
     read_into_job,
     read_job,
+    seek_target,
+    start_position,
     write_all,
 )
-
-_SEEK_EXTRA = tuple(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name))
-
-
-def _fd_mode(mode: str) -> str:
-    """The mode as FileIO spells it (what io's binary files report)."""
-    plus = "+" if "+" in mode else ""
-    for c in "xa":
-        if c in mode:
-            return f"{c}b{plus}"
-    return f"rb{plus}" if "r" in mode or plus else "wb"
 
 
 class AsyncBinaryFile(AsyncFile[bytes]):
@@ -55,13 +52,16 @@ class AsyncBinaryFile(AsyncFile[bytes]):
 
     Invariants: the bytes at ``_pos`` are ``_rbuf[_roff:]`` (read-ahead),
     or ``_wbuf`` is what goes at ``_pos`` (buffered writes); never both.
+    ``_next`` is the file offset where the last read from the file ended
+    (the end of the read-ahead after a fill): a read from there is
+    sequential and may read ahead.
     """
 
     def __init__(self, fd: int, *, name: Any, mode: str, context: AioContext,
                  buffering: int = -1, closefd: bool = True) -> None:
         self._fd = fd
         self._name = name
-        self._mode = _fd_mode(mode)
+        self._mode = fd_mode(mode)
         self._ctx = context
         self._closefd = closefd
         self._closed = False
@@ -70,21 +70,15 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         self._append = "a" in mode
         self._chunk = buffering if buffering > 1 else CHUNK
         self._wlimit = 0 if buffering == 0 else self._chunk
-        self._rbuf = b""
-        self._roff = 0
+        self._rbuf, self._roff = b"", 0
         self._wbuf = bytearray()
+        self._cb: Aiocb | None = None  # reused by exact small reads (_start_exact)
         self._rawio: io.FileIO | None = None  # ``raw``, once asked for
         self._closer: Callable[[], object] | None = None  # an adopted io object's close
         self._detached = False
-        self._pos, self._seekable = self._start_position()
-
-    def _start_position(self) -> tuple[int, bool]:
-        try:
-            return os.lseek(self._fd, 0, os.SEEK_END if self._append else os.SEEK_CUR), True
-        except OSError as exc:
-            if exc.errno != errno.ESPIPE:
-                raise
-            return 0, False
+        self._pos, self._seekable = start_position(fd, self._append)
+        self._next = self._pos  # a file read from where it was opened reads ahead
+        self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
 
     # -- properties and checks --------------------------------------------------
 
@@ -157,17 +151,54 @@ class AsyncBinaryFile(AsyncFile[bytes]):
             self._rbuf, self._roff = b"", 0
         return data
 
+    def _start_exact(self, n: int, offset: int) -> Aiocb:
+        """Submit a read of exactly ``n`` (<= BIG_READ) bytes at ``offset``
+        on a whole bytearray, the context's cheapest job.  Its Aiocb is the
+        file's, reused while every job it ran was awaited to its end (the
+        caller drops it otherwise); above CHUNK a new one, not kept."""
+        cb = self._cb
+        if cb is None or n > CHUNK:
+            cb = Aiocb(self._fd, bytearray(n), n, offset)
+            if n <= CHUNK:
+                self._cb = cb
+        elif cb.nbytes != n:
+            cb.buf, cb.nbytes, cb.offset = bytearray(n), n, offset
+        else:
+            cb.offset = offset
+        self._ctx.aio_read(cb)
+        return cb
+
     def _drop_read_ahead(self) -> None:
         self._rbuf, self._roff = b"", 0
 
     async def _fill(self) -> int:
         """Append one chunk to the read-ahead; returns its size (0: EOF)."""
         have = self._buffered()
-        got = await read_job(self._ctx, self._fd, self._chunk, self._pos + have)
+        start = self._pos + have
+        got = await read_job(self._ctx, self._fd, self._chunk, start)
+        self._next = start + len(got)
         if got:
-            self._rbuf = self._rbuf[self._roff:] + got
+            self._rbuf = self._rbuf[self._roff:] + got if have else got
             self._roff = 0
         return len(got)
+
+    def _exact(self, n: int) -> bool:
+        """Whether a read of ``n`` bytes at the position, nothing read
+        ahead, reads exactly that: a chunk or more, or not sequential."""
+        return n >= self._chunk or self._pos != self._next
+
+    def _clamp(self, n: int, offset: int) -> int:
+        """A big read of a regular file is no bigger than what is there."""
+        if n >= BIG_READ and self._regular:
+            return min(n, max(os.fstat(self._fd).st_size - offset, 0))
+        return n
+
+    async def _read_exact(self, n: int) -> bytes:
+        """Up to ``n`` bytes at the position with one job, no read-ahead."""
+        pos = self._pos
+        got = await read_job(self._ctx, self._fd, self._clamp(n, pos), pos)
+        self._pos = self._next = pos + len(got)
+        return got
 
     async def _raw_write(self, data: Any) -> int:
         """Write ``data`` at the position, then move the position past it."""
@@ -183,12 +214,35 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     # -- reading --------------------------------------------------------------------
 
     async def read(self, n: int | None = -1) -> bytes:
-        self._check_readable()
-        await self._flush_writes()
+        if self._closed or not self._readable:
+            self._check_readable()
+        if self._wbuf:
+            await self._flush_writes()
         if n is None or n < 0:
             return await self._read_all()
-        parts = [self._take(n)]
-        need = n - len(parts[0])
+        pos = self._pos
+        if not self._rbuf and 0 < n < BIG_READ and (pos != self._next or n >= self._chunk):
+            # Not sequential (a seek went elsewhere): exactly n bytes, one job.
+            cb = self._start_exact(n, pos)
+            try:
+                got = await cb
+            except BaseException:
+                self._cb = None  # it may still be in flight: not reused
+                raise
+            self._pos = self._next = pos + got
+            if got == n:
+                return bytes(cb.buf)
+            return bytes(cb.buf[:got]) + await self._read_rest(n - got) if got else b""
+        have = len(self._rbuf) - self._roff
+        if have >= n:
+            return self._take(n)
+        first = self._take(have) if have else b""
+        return first + await self._read_rest(n - have)
+
+    async def _read_rest(self, need: int) -> bytes:
+        """Up to ``need`` bytes, the read-ahead being empty: to EOF, as io's
+        read(n) goes on after a short read."""
+        parts = []
         while need > 0:
             got = await self._read_more(need)
             if not got:
@@ -198,11 +252,10 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _read_more(self, need: int) -> bytes:
-        """Up to ``need`` bytes with one job, the read-ahead being empty."""
-        if need >= self._chunk:
-            got = bytes(await read_job(self._ctx, self._fd, need, self._pos))
-            self._pos += len(got)
-            return got
+        """Up to ``need`` bytes with one job, the read-ahead being empty:
+        through the read-ahead when sequential and small, else exactly."""
+        if self._exact(need):
+            return await self._read_exact(need)
         await self._fill()
         return self._take(need)
 
@@ -212,10 +265,10 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         while True:
             want = max(os.fstat(self._fd).st_size - self._pos, self._chunk)
             got = await read_job(self._ctx, self._fd, want, self._pos)
-            self._pos += len(got)
-            parts.append(bytes(got))
+            self._pos = self._next = self._pos + len(got)
+            parts.append(got)
             if not got or (regular and len(got) < want):  # a short read of a file: EOF
-                return b"".join(parts)
+                return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def read1(self, n: int = -1) -> bytes:
         """At most one job: what is buffered, else one read (up to ``n`` bytes)."""
@@ -245,22 +298,30 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     async def readinto(self, buf: Any) -> int:
         """Fill ``buf`` from the position (fewer bytes at EOF); returns the count."""
         self._check_readable()
-        await self._flush_writes()
+        if self._wbuf:
+            await self._flush_writes()
         with memoryview(buf) as whole, whole.cast("B") as view:
             done = 0
-            while done < view.nbytes:
+            if type(buf) is bytearray and not self._buffered() and self._exact(len(buf)):
+                done = await self._readinto_exact(buf)  # whole: the cheapest job
+                if not done:
+                    return 0
+            while done < view.nbytes:  # and after a short read, to EOF as io does
                 moved = await self._readinto_some(view[done:])
                 if not moved:
                     break
                 done += moved
             return done
 
+    async def _readinto_exact(self, buf: Any) -> int:
+        got = await read_into_job(self._ctx, self._fd, buf, self._pos)
+        self._pos = self._next = self._pos + got
+        return got
+
     async def _readinto_some(self, view: memoryview) -> int:
         if not self._buffered():
-            if view.nbytes >= self._chunk:
-                got = await read_into_job(self._ctx, self._fd, view, self._pos)
-                self._pos += got
-                return got
+            if self._exact(view.nbytes):
+                return await self._readinto_exact(view)
             await self._fill()
         data = self._take(view.nbytes)
         view[:len(data)] = data
@@ -284,9 +345,19 @@ class AsyncBinaryFile(AsyncFile[bytes]):
                 return self._take(have)
 
     async def pread(self, n: int, offset: int) -> bytes:
-        self._check_readable()
-        await self._flush_writes()
-        return bytes(await read_job(self._ctx, self._fd, n, offset))
+        if self._closed or not self._readable:
+            self._check_readable()
+        if self._wbuf:
+            await self._flush_writes()
+        if not 0 < n < BIG_READ:
+            return await read_job(self._ctx, self._fd, self._clamp(n, offset), offset)
+        cb = self._start_exact(n, offset)  # read_job's small case, inline: the hot path
+        try:
+            got = await cb
+        except BaseException:
+            self._cb = None  # it may still be in flight: not reused
+            raise
+        return bytes(cb.buf) if got == n else bytes(cb.buf[:got])
 
     async def readv(self, bufs: Sequence[Any]) -> int:
         self._check_readable()
@@ -295,7 +366,7 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         cb = Aiocb(self._fd, None, None, self._pos, iov=bufs)
         self._ctx.aio_readv(cb)
         got = await cb
-        self._pos += got
+        self._pos = self._next = self._pos + got
         return got
 
     # -- writing --------------------------------------------------------------------
@@ -349,12 +420,20 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     # -- position ------------------------------------------------------------------
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        self._check_seekable()
-        await self._flush_writes()
-        target = self._seek_target(offset, whence)
+        if self._closed or not self._seekable:
+            self._check_seekable()
+        if self._wbuf:
+            await self._flush_writes()
+        if whence == 0 and type(offset) is int:  # SEEK_SET
+            target = offset
+        else:
+            target = seek_target(self._fd, self._pos, operator.index(offset), whence)
         if target < 0:
             raise error(errno.EINVAL, f"negative seek position {target}")
-        self._move_to(target)
+        if self._rbuf:
+            self._move_to(target)
+        else:
+            self._pos = target  # nothing read ahead to keep or drop
         return target
 
     def _move_to(self, target: int) -> None:
@@ -365,17 +444,6 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         else:
             self._drop_read_ahead()
         self._pos = target
-
-    def _seek_target(self, offset: int, whence: int) -> int:
-        if whence == os.SEEK_SET:
-            return offset
-        if whence == os.SEEK_CUR:
-            return self._pos + offset
-        if whence == os.SEEK_END:
-            return os.fstat(self._fd).st_size + offset
-        if whence in _SEEK_EXTRA:  # SEEK_DATA, SEEK_HOLE: only the kernel knows
-            return os.lseek(self._fd, offset, whence)
-        raise ValueError(f"whence value {whence} unsupported")
 
     async def tell(self) -> int:
         self._check_seekable()
@@ -447,9 +515,6 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         return raw
 
     def _write_out_now(self) -> None:
-        with memoryview(bytes(self._wbuf)) as data:
-            done = 0
-            while done < len(data):
-                done += os.pwrite(self._fd, data[done:], self._pos + done)
+        done = pwrite_all(self._fd, bytes(self._wbuf), self._pos)
         self._wbuf.clear()
         self._pos = os.fstat(self._fd).st_size if self._append else self._pos + done

@@ -17,6 +17,7 @@ import errno
 import inspect
 import io
 import os
+import random
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -896,3 +897,208 @@ def test_threadpool_names_are_the_aioposix_ones() -> None:
     assert aioposix.threadpool.open is aioposix.open
     assert aioposix.threadpool.stdout is aioposix.stdout
     assert set(aiofiles.threadpool.__all__) <= set(aioposix.threadpool.__all__)
+
+
+# -- reads after seeks, read-ahead only when sequential -----------------------------
+
+
+class SizingContext(CountingContext):
+    """A real context that also notes the size of every aio_read job."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def aio_read(self, cb: Aiocb) -> None:
+        self.sizes.append(cb.nbytes if cb.nbytes is not None else -1)
+        super().aio_read(cb)
+
+
+def offsets(size: int, count: int, seed: int = 1) -> list[tuple[int, int]]:
+    """(offset, length) pairs inside and across the end of a file of ``size``."""
+    rng = random.Random(seed)
+    return [(rng.randrange(size + 100), rng.choice((1, 17, 4096, 5000, CHUNK, CHUNK + 3)))
+            for _ in range(count)]
+
+
+async def test_seek_then_read_gives_the_bytes_at_random_offsets(aio: Env) -> None:
+    data = rand(CHUNK * 5 + 321)
+    path = put(aio, data)
+    async with aioposix.open(path, "rb") as f:
+        for off, n in offsets(len(data), 300):
+            assert await f.seek(off) == off
+            assert await f.read(n) == data[off:off + n], (off, n)
+            assert await f.tell() == min(off + n, max(off, len(data)))
+            assert await f.pread(n, off) == data[off:off + n], (off, n)
+
+
+async def test_read_after_a_seek_asks_for_exactly_that(aio: Env) -> None:
+    data = rand(CHUNK * 4)
+    path = put(aio, data)
+    ctx = SizingContext()  # async with gives the AioContext type
+    async with ctx, aioposix.open(path, "rb", context=ctx) as f:
+        await f.seek(3 * CHUNK + 5)
+        assert await f.read(4096) == data[3 * CHUNK + 5:3 * CHUNK + 4101]
+        assert ctx.sizes == [4096]  # one job of the size asked, no read-ahead
+        assert await f.pread(100, 7) == data[7:107]
+        assert ctx.sizes == [4096, 100]
+
+
+async def test_sequential_reads_after_a_seek_read_ahead(aio: Env) -> None:
+    data = rand(CHUNK * 4)
+    path = put(aio, data)
+    ctx = SizingContext()  # async with gives the AioContext type
+    async with ctx, aioposix.open(path, "rb", context=ctx) as f:
+        await f.seek(1000)
+        got = [await f.read(100) for _ in range(600)]  # 60,000 bytes from 1000 on
+        assert b"".join(got) == data[1000:61_000]
+        assert ctx.sizes[0] == 100  # after the seek: exactly what was asked
+        assert ctx.sizes[1:] == [CHUNK]  # then sequential: one chunk of read-ahead serves the rest
+        assert await f.tell() == 61_000
+
+
+async def test_read_from_the_start_of_a_new_file_reads_ahead(aio: Env) -> None:
+    data = rand(10_000)
+    path = put(aio, data)
+    ctx = SizingContext()  # async with gives the AioContext type
+    async with ctx, aioposix.open(path, "rb", context=ctx) as f:
+        assert [await f.read(10) for _ in range(3)] == [data[:10], data[10:20], data[20:30]]
+        assert ctx.sizes == [CHUNK]
+
+
+async def test_seek_back_to_where_the_last_read_ended_stays_sequential(aio: Env) -> None:
+    data = rand(CHUNK * 3)
+    path = put(aio, data)
+    ctx = SizingContext()  # async with gives the AioContext type
+    async with ctx, aioposix.open(path, "rb", context=ctx) as f:
+        await f.seek(CHUNK * 2)
+        assert await f.read(50) == data[CHUNK * 2:CHUNK * 2 + 50]
+        await f.seek(10)
+        await f.seek(CHUNK * 2 + 50)  # where the last read ended
+        assert await f.read(50) == data[CHUNK * 2 + 50:CHUNK * 2 + 100]
+        assert ctx.sizes == [50, CHUNK]
+
+
+async def test_writes_are_flushed_before_a_read_elsewhere(aio: Env) -> None:
+    data = rand(CHUNK * 3)
+    path = put(aio, data)
+    async with aioposix.open(path, "r+b") as f:
+        assert await f.read(10) == data[:10]  # read-ahead filled
+        assert await f.write(b"XYZ") == 3  # buffered, at 10
+        assert path.read_bytes()[10:13] == data[10:13]  # not out yet
+        assert await f.pread(5, 8) == data[8:10] + b"XYZ"  # out before the read
+        await f.seek(CHUNK * 2)
+        assert await f.write(b"tail") == 4
+        await f.seek(5)  # the seek writes it out
+        assert path.read_bytes()[CHUNK * 2:CHUNK * 2 + 4] == b"tail"
+        assert await f.read(10) == data[5:10] + b"XYZ" + data[13:15]
+        await f.write(b"123")  # at 15
+        assert await f.tell() == 18
+        assert await f.read(4) == data[18:22]
+        await f.seek(CHUNK * 2 - 2)
+        assert await f.read(8) == data[CHUNK * 2 - 2:CHUNK * 2] + b"tail" + data[CHUNK * 2 + 4:
+                                                                               CHUNK * 2 + 6]
+    expect = bytearray(data)
+    expect[10:13], expect[15:18], expect[CHUNK * 2:CHUNK * 2 + 4] = b"XYZ", b"123", b"tail"
+    assert path.read_bytes() == expect
+
+
+async def test_write_after_random_reads_lands_at_the_position(aio: Env) -> None:
+    data = rand(CHUNK * 2)
+    path = put(aio, data)
+    async with aioposix.open(path, "r+b") as f:
+        await f.seek(5000)
+        assert await f.read(100) == data[5000:5100]
+        await f.write(b"abc")
+        await f.seek(0)
+        assert (await f.read())[5000:5110] == data[5000:5100] + b"abc" + data[5103:5110]
+
+
+async def test_readinto_a_big_buffer(aio: Env) -> None:
+    size = 5 * CHUNK * 8 + 999  # about 2.5 MiB
+    data = rand(size)
+    path = put(aio, data)
+    async with aioposix.open(path, "rb") as f:
+        big = bytearray(1 << 20)
+        assert await f.readinto(big) == len(big) and big == data[:len(big)]
+        await f.seek(12_345)
+        assert await f.readinto(big) == len(big) and big == data[12_345:12_345 + len(big)]
+        view = memoryview(bytearray(1 << 21))
+        await f.seek(size - 1000)
+        assert await f.readinto(view) == 1000  # short at EOF
+        assert view[:1000] == data[-1000:]
+        assert await f.readinto(big) == 0
+        await f.seek(7)
+        whole = bytearray(size + 4096)
+        assert await f.readinto(whole) == size - 7 and whole[:size - 7] == data[7:]
+
+
+async def test_big_reads_give_bytes_and_stop_at_eof(aio: Env) -> None:
+    size = 3 * (1 << 20) + 17
+    data = rand(size)
+    path = put(aio, data)
+    async with aioposix.open(path, "rb") as f:
+        first = await f.read(1 << 20)
+        assert type(first) is bytes and first == data[:1 << 20]
+        await f.seek(size - 100)
+        assert await f.read(1 << 20) == data[-100:]  # short at EOF
+        assert await f.read(1 << 20) == b""
+        await f.seek(10)
+        assert await f.read(1 << 40) == data[10:]  # as much as there is, not a buffer of 1 TiB
+        assert await f.tell() == size
+        whole = await f.pread(1 << 40, 0)
+        assert type(whole) is bytes and whole == data
+
+
+async def test_reads_at_and_past_eof(aio: Env) -> None:
+    data = rand(5000)
+    path = put(aio, data)
+    async with aioposix.open(path, "rb") as f:
+        assert await f.seek(10_000) == 10_000
+        assert await f.read(4096) == b""
+        assert await f.tell() == 10_000
+        assert await f.pread(4096, 5000) == b""
+        assert await f.pread(4096, 4000) == data[4000:]
+        await f.seek(4990)
+        assert await f.read(4096) == data[4990:]  # across the end: the rest
+        assert await f.read(4096) == b""
+        assert await f.read() == b""
+        await f.seek(-10, os.SEEK_END)
+        assert await f.read() == data[-10:]
+
+
+async def test_seek_takes_an_index_not_a_float(aio: Env) -> None:
+    path = put(aio, b"0123456789")
+    async with aioposix.open(path, "rb") as f:
+        with pytest.raises(TypeError):
+            await f.seek(1.5)  # type: ignore[arg-type]
+        assert await f.seek(True) == 1  # an index, as io takes it
+        assert await f.read(2) == b"12"
+
+
+async def test_a_long_run_of_big_cached_reads_lets_other_tasks_run(aio: Env) -> None:
+    data = rand(8 << 20)
+    path = put(aio, data)
+    turns = 0
+    stop = asyncio.Event()
+
+    async def other() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with aioposix.open(path, "rb") as f:
+        await f.read()  # in the page cache from here on
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        turns = 0
+        try:
+            for _ in range(25):  # 200 reads of 1 MiB: far more than a millisecond
+                await f.seek(0)
+                while block := await f.read(1 << 20):
+                    assert len(block) == 1 << 20
+            assert turns > 0  # the loop had turns between the reads
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
