@@ -130,6 +130,7 @@ class Pipeline(Owner):
             batch.setdefault(cb._route, []).append(cb)  # handed over at the end of the list
         else:
             self._ports[cb._route].submit([cb])
+        cb._stat = None  # the backend has what it needs: a parked job stays small
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None

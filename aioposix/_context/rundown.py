@@ -156,7 +156,7 @@ def dropped(ctx: AioContext) -> None:
     and descriptors (nothing can run its jobs any more; no worker holds it)."""
     quota = ctx._quota
     if quota.count > 0:
-        quota.release(quota.count)
+        quota.release_all()
         for queue in ctx._fds.values():
             for dup in list(queue.refs):
                 os.close(dup)

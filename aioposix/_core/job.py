@@ -25,6 +25,8 @@ from aioposix._core.constants import LIO_NOP
 from aioposix._core.errors import einval
 from aioposix._core.states import JobState, Route
 
+_POOL = Route.POOL
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -84,11 +86,11 @@ class Aiocb:
         self._op = LIO_NOP
         self._progress = 0
         self._gen = 0  # how many times this cb was reaped: tells a job from its reuse
-        self._route = Route.POOL  # where the slow path sent it
+        self._route = _POOL  # where the slow path sent it
         self._key = -1  # the fd number at submit: the context's {fd: jobs} key
         self._sev: SigEvent | None = None  # the sigevent as submitted
         self._bridge_key: tuple[int, int, int, bool] | None = None
-        self._stat: os.stat_result | None = None  # the fd's fstat, as routed (until done)
+        self._stat: os.stat_result | None = None  # the fd's fstat, from routing to hand-off
 
     @property
     def error(self) -> int:

@@ -57,9 +57,14 @@ class Quota:
         cb._ctx = owner
         cb._error, cb._status, cb._state = _EINPROGRESS, -1, WAITING
 
-    def release(self, jobs: int = 1) -> None:
-        """``jobs`` jobs were reaped or freed: give their places back."""
-        self.count -= jobs
+    def release(self) -> None:
+        """A job was reaped or freed: give its places back."""
+        self.count -= 1
+        KERNEL.tokens.pop()
+
+    def release_all(self) -> None:
+        """Every job was freed at once (a context dropped with its loop)."""
         pop = KERNEL.tokens.pop
-        for _ in range(jobs):
+        for _ in range(self.count):
             pop()
+        self.count = 0
