@@ -314,16 +314,6 @@ class AioContext(Pipeline):
         cb._ctx, cb._state, cb._views = None, IDLE, None
         self._quota.release()
 
-    def _collect(self) -> None:
-        """Take in what the workers finished, so that status calls see it at once
-        (their notifications still wait for the end of the call)."""
-        if self._pool.pending():
-            self._in_call += 1
-            try:
-                self._pool.drain()
-            finally:
-                self._in_call -= 1
-
     def aio_error(self, cb: Aiocb) -> int:
         """EINPROGRESS while in flight, else the job's errno (0 for success)."""
         check_cb(cb)

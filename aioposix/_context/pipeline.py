@@ -236,6 +236,16 @@ class Pipeline(Owner):
             raise failed(cb._error)
         return cb._status
 
+    def _collect(self) -> None:
+        """Take in what the workers finished, so that status calls see it at once
+        (their notifications still wait for the end of the call)."""
+        if self._pool.pending():
+            self._in_call += 1
+            try:
+                self._pool.drain()
+            finally:
+                self._in_call -= 1
+
     def _take_ring(self) -> None:
         """Hold the loop's ring (made on first use) and reach it through a port."""
         assert self._loop is not None
