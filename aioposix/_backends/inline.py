@@ -20,8 +20,10 @@ file is made with a plain ``pwritev`` on the loop thread, timed.  A write
 that takes longer than SLOW (the kernel throttled it: dirty pages, a full
 journal, a contended lock) closes this for COOLDOWN seconds, during which
 writes go to the backend (io_uring or the daemons) as before; then plain
-writes are tried again.  So the loop is held by at most one slow write per
-COOLDOWN (docs/io_uring.md, "Buffered writes").
+writes are tried again.  Each slow write that comes within CALM seconds of
+the last one doubles the cooldown (up to MAX_COOLDOWN), so on a device
+that keeps throttling, plain writes are soon tried only every few seconds
+(docs/io_uring.md, "Buffered writes").
 """
 
 from __future__ import annotations
@@ -44,18 +46,22 @@ _NOT_HERE = frozenset({errno.ESPIPE, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSY
 
 PLAIN_MAX = 256 * 1024  # bytes: larger writes go to the backend
 SLOW = 0.0005  # seconds: a plain write slower than this was held up by the kernel
-COOLDOWN = 0.05  # seconds without plain writes after a slow one
+COOLDOWN = 0.05  # seconds without plain writes after a slow one ...
+MAX_COOLDOWN = 5.0  # ... doubled for each slow one that follows within CALM, up to this
+CALM = 1.0  # seconds with no slow write, after which the cooldown is back to COOLDOWN
 _clock = time.perf_counter
 
 
 class Inline:
     """One context's inline route: what it learnt about writes on this host."""
 
-    __slots__ = ("_plain_after", "writes_ok")
+    __slots__ = ("_cooldown", "_last_slow", "_plain_after", "writes_ok")
 
     def __init__(self) -> None:
         self.writes_ok = True  # until a filesystem refuses an RWF_NOWAIT write
         self._plain_after = 0.0  # plain writes are closed until this time (a cooldown)
+        self._cooldown = COOLDOWN  # the next cooldown
+        self._last_slow = -CALM  # when the last slow plain write ended
 
     def writes_inline(self) -> bool:
         """Whether a write may be tried inline now (RWF_NOWAIT, or a plain write)."""
@@ -117,6 +123,14 @@ class Inline:
         except OSError as exc:
             return (done, 0) if done else (-1, exc.errno or errno.EIO)
         finally:
-            if _clock() - started > SLOW:
-                self._plain_after = _clock() + COOLDOWN  # the kernel held it up: back off
+            ended = _clock()
+            if ended - started > SLOW:
+                self._back_off(ended)
         return done, 0
+
+    def _back_off(self, now: float) -> None:
+        """The kernel held a plain write up: no more of them for a while."""
+        calm = now - self._last_slow >= CALM
+        self._cooldown = COOLDOWN if calm else min(self._cooldown * 2, MAX_COOLDOWN)
+        self._last_slow = now
+        self._plain_after = now + self._cooldown
