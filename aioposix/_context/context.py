@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import time
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from stat import S_ISREG
 from typing import Any, Self
@@ -43,6 +42,7 @@ from aioposix._backends.inline import RWF_NOWAIT, Inline
 from aioposix._backends.pool import POOL, PoolPort
 from aioposix._backends.ring import RingPort
 from aioposix._context import listio, rundown, submit, waits
+from aioposix._context.budget import Budget
 from aioposix._context.checks import ContextStatistics, check_cb, count_jobs, limit
 from aioposix._context.pipeline import Pipeline
 from aioposix._core import faults
@@ -75,11 +75,6 @@ _preadv = os.preadv
 _running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
 _FD_MAX = 0x7FFFFFFF
 
-# The inline yield budget (see AioContext.await_job): seconds of inline
-# completions per loop iteration.
-SLICE = 0.00025
-SPENT = 1 << 62  # the streak once the slice is spent: every inline await yields
-_clock = time.perf_counter
 
 
 class AioContext(Pipeline):
@@ -110,8 +105,7 @@ class AioContext(Pipeline):
         self._in_call = 0  # > 0 inside a call of ours that may finish jobs (submit, cancel)
         self._waiters = Sleepers()  # aio_suspend, aio_waitcomplete and rundown
         self._asleep = self._waiters.waiting  # (the same list: tested on the fast path)
-        self._streak = 0  # inline completions awaited in this loop iteration (or SPENT)
-        self._slice_ends = 0.0  # when this iteration's slice of inline completions ends
+        self._budget = Budget()  # the inline yield budget of each loop iteration
         self._inline = Inline() if _KERNEL.sysctl["vfs.aio.inline"] else None
         self._ring_files = _KERNEL.backend() == "io_uring"  # regular files via io_uring
         self._ring_usable = self._ring_files or _KERNEL.ring_unavailable() is None
@@ -335,17 +329,9 @@ class AioContext(Pipeline):
     def await_job(self, cb: Aiocb) -> Generator[Any, None, int]:
         """``await cb``: wait for the job, reap it and return its count.
 
-        The inline yield budget lives here, and only here: awaiting a job
-        that finished inline does not suspend the task, so a busy loop of
-        cached reads would never let timers and other tasks in.  The budget
-        is a slice of time per loop iteration (SLICE, a quarter of a
-        millisecond), shared by every task of the loop's context: the first
-        inline await of an iteration starts the slice and schedules its
-        reset; once the
-        slice is spent, every inline await yields once, so that timers and
-        I/O run within about a millisecond whatever a completion costs.
-        (The clock is read at every fourth inline await: a slice overruns
-        by at most three completions.)
+        An inline job is done already; its await goes through the context's
+        yield budget (``aioposix._context.budget``), which may make it wait
+        its turn at the gate so that timers and other tasks run.
         """
         loop = _running_loop()
         if loop is not self._loop:
@@ -353,19 +339,12 @@ class AioContext(Pipeline):
         if cb._state is not DONE:
             yield from self._wait(cb)
         else:
-            streak = self._streak
-            if streak == 0:  # the first inline await of this iteration: the slice starts
-                assert loop is not None
-                loop.call_soon(self._reset_streak)
-                self._slice_ends = _clock() + SLICE
-                self._streak = 1
-            elif streak < SPENT and (streak & 3 or _clock() <= self._slice_ends):
-                self._streak = streak + 1
-            else:
-                self._streak = SPENT
+            assert loop is not None
+            turn = self._budget.gate(loop)
+            if turn is not None:
                 try:
-                    yield  # let other tasks and timers run during long runs of inline jobs
-                except BaseException:  # cancelled at this pause: the job is done, reap it
+                    yield from turn.__await__()  # the slice is spent: wait at the gate
+                except BaseException:  # cancelled there: the job is done, reap it
                     if cb._ctx is self:
                         self._reap(cb, raising=False)
                     raise
@@ -374,9 +353,6 @@ class AioContext(Pipeline):
                 raise failed(cb._error)
             return cb._status
         return self._reap(cb, raising=True)
-
-    def _reset_streak(self) -> None:
-        self._streak = 0
 
     def _wait(self, cb: Aiocb) -> Generator[Any, None, None]:
         """Park the awaiting task on the job's future."""
