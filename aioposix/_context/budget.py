@@ -3,7 +3,7 @@
 Awaiting a job that finished inline does not suspend the task, so tasks
 busy with cached reads (or inline writes) would never let timers and other
 tasks run.  Every context gives its loop's iterations a slice of time for
-such awaits (SLICE, a quarter of a millisecond): the first inline await of
+such awaits (SLICE, half a millisecond): the first inline await of
 an iteration starts the slice; once it is spent, every inline await of the
 iteration waits at a gate, a FIFO of futures.  The gate lets GATE_WIDTH
 tasks through per loop iteration, in the order they arrived; the first of
@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections import deque
 
-SLICE = 0.00025  # seconds of inline completions per loop iteration
+SLICE = 0.0005  # seconds of inline completions per loop iteration
 GATE_WIDTH = 4  # tasks let through the gate per loop iteration
 SPENT = 1 << 62  # the streak once the slice is spent
 _clock = time.perf_counter
