@@ -49,6 +49,7 @@ callback, or, once the loop is gone, through its loop-less one.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import errno
 import mmap
@@ -69,11 +70,10 @@ from aioposix._kernel.kernel import KERNEL
 from aioposix._kernel.reaper import REAPER
 
 if TYPE_CHECKING:
-    import asyncio
-
     from aioposix._core.job import Aiocb
 
 OnDone = Callable[["Aiocb", int, int], None]
+WATCHDOG = 0.1  # seconds between looks at a ring with requests in flight (Ring._watch)
 
 
 class Ring:
@@ -118,6 +118,8 @@ class Ring:
         self._orphaned = False  # the loop is gone: completions go to _ring_lost
         self.users = 0  # contexts holding this ring
         self.overflows = 0  # times overflowed CQEs had to be moved in (a health figure)
+        self.late = 0  # completions found by the watchdog, not announced by the eventfd
+        self._watchdog: asyncio.TimerHandle | None = None
         loop.add_reader(self.efd, self._reap)
         REAPER.watch(self, strong=True)
 
@@ -202,6 +204,8 @@ class Ring:
         if not batch and not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self.flush)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(WATCHDOG, self._watch, loop)
 
     def submit_op(self, token: object, on_done: Callable[[Any, int, int], None], keep: Any,
                   opcode: int, fd: int, *, off: int = 0, addr: int = 0, length: int = 0,
@@ -235,6 +239,8 @@ class Ring:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self.flush)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(WATCHDOG, self._watch, loop)
 
     def _prepare(self, cb: Aiocb) -> tuple[int, int, int, int, Any]:
         op = cb._op
@@ -295,6 +301,27 @@ class Ring:
         after every reap and every submit.
         """
         return bool(U32.unpack_from(self._sq, self._sq_flags)[0] & abi.SQ_CQ_OVERFLOW)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """While requests are in flight, look at the ring every WATCHDOG seconds.
+
+        The eventfd announces every completion; this is the net under that:
+        one ``io_uring_enter`` with GETEVENTS (which also runs completion work
+        the kernel queued for this thread) and a look at the CQ, so that a
+        completion the eventfd did not announce is reaped within WATCHDOG
+        seconds instead of never, and SQEs written but not entered go in."""
+        self._watchdog = None
+        if self._closed or not self._inflight or loop.is_closed():
+            return
+        if self._unsubmitted:
+            self.flush()
+        abi.syscall(abi.NR_ENTER, self.fd, 0, 0, abi.ENTER_GETEVENTS, None, 0)
+        head = U32.unpack_from(self._cq, self._cq_head)[0]
+        if head != U32.unpack_from(self._cq, self._cq_tail)[0]:
+            self.late += 1
+            self._reap()
+        if self._inflight and not self._closed:
+            self._watchdog = loop.call_later(WATCHDOG, self._watch, loop)
 
     def _reap(self) -> None:
         """Drain every ready CQE (the eventfd said some are there)."""
@@ -363,6 +390,10 @@ class Ring:
             self._orphaned = True
         self.wait_all()
         self._closed = True
+        if self._watchdog is not None:
+            if loop is not None and not loop.is_closed():
+                self._watchdog.cancel()
+            self._watchdog = None
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self.efd)
         os.close(self.efd)
