@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -708,10 +709,22 @@ def select(engines: list[Engine], only: Sequence[str] | None) -> list[Engine]:
     return [e for e in engines if any(text in e.name for text in only)]
 
 
+def portable(obj: Any) -> Any:
+    """``obj`` with this machine's temporary directory written as ``$TMPDIR``,
+    so that a committed figure names no path of one machine."""
+    if isinstance(obj, str):
+        return obj.replace(tempfile.gettempdir(), "$TMPDIR")
+    if isinstance(obj, dict):
+        return {key: portable(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [portable(value) for value in obj]
+    return obj
+
+
 def write_json(path: str, doc: Any, newline: bool = True) -> None:
-    """``doc`` as indented JSON in ``path`` (with a final newline)."""
+    """``doc`` as indented JSON in ``path`` (with a final newline), portable."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=False)
+        json.dump(portable(doc), f, indent=1, sort_keys=False)
         if newline:
             f.write("\n")

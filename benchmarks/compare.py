@@ -48,6 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from _common import write_json
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PACKAGE = "aioposix"
@@ -444,10 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = compare_rows(runs)
     doc = document(args, argv, sides, runs, rows, tmp, started)
     print_table(rows, sides, doc["spread"])
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
+    write_json(args.json, doc)  # (this machine's temporary paths written as $TMPDIR)
     print(f"\n{len(runs)} runs in {doc['wall_s'] / 60:.1f} min; wrote {args.json}")
     failed = [f"{r.bench} {r.side} round {r.round + 1}" for r in runs if not r.doc]
     if failed:
