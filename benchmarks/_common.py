@@ -709,15 +709,16 @@ def select(engines: list[Engine], only: Sequence[str] | None) -> list[Engine]:
     return [e for e in engines if any(text in e.name for text in only)]
 
 
-def portable(obj: Any) -> Any:
-    """``obj`` with this machine's temporary directory written as ``$TMPDIR``,
-    so that a committed figure names no path of one machine."""
+def portable(obj: Any, path: str = "", name: str = "$TMPDIR") -> Any:
+    """``obj`` with ``path`` (this machine's temporary directory by default)
+    written as ``name``, so that a committed figure names no path of one machine."""
+    path = path or tempfile.gettempdir()
     if isinstance(obj, str):
-        return obj.replace(tempfile.gettempdir(), "$TMPDIR")
+        return obj.replace(path, name)
     if isinstance(obj, dict):
-        return {key: portable(value) for key, value in obj.items()}
+        return {key: portable(value, path, name) for key, value in obj.items()}
     if isinstance(obj, list):
-        return [portable(value) for value in obj]
+        return [portable(value, path, name) for value in obj]
     return obj
 
 

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import write_json
+from _common import portable, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = compare_rows(runs)
     doc = document(args, argv, sides, runs, rows, tmp, started)
     print_table(rows, sides, doc["spread"])
-    write_json(args.json, doc)  # (this machine's temporary paths written as $TMPDIR)
+    write_json(args.json, portable(doc, tmp, "$TMP"))  # (the run's own temp dir as $TMP)
     print(f"\n{len(runs)} runs in {doc['wall_s'] / 60:.1f} min; wrote {args.json}")
     failed = [f"{r.bench} {r.side} round {r.round + 1}" for r in runs if not r.doc]
     if failed:
