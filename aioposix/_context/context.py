@@ -305,7 +305,7 @@ class AioContext(Pipeline):
 
     def _unadmit(self, cb: Aiocb) -> None:
         """The fast path admitted a job the general path must check first."""
-        cb._ctx, cb._state, cb._views = None, IDLE, None
+        cb._ctx, cb._state, cb._views, cb._sev = None, IDLE, None, None
         self._quota.release()
 
     def aio_error(self, cb: Aiocb) -> int:

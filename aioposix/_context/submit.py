@@ -64,6 +64,7 @@ def refuse(cb: Aiocb, exc: OSError) -> NoReturn:
     """Raise ``exc``; a job that was never admitted records it as its outcome."""
     if cb._ctx is None:
         cb._error, cb._status = exc.errno or errno.EINVAL, -1
+        cb._sev = None  # (the fast path reads it only when cb.sigevent is set)
     raise exc
 
 

@@ -915,3 +915,25 @@ async def test_pread_pwrite(aio: Env, new_file: MakeFile) -> None:
     view.release()
     assert os.lseek(fd, 0, os.SEEK_CUR) == 4
     assert os.pread(fd, 100, 0) == b"XY234567abc"
+
+
+async def test_a_refused_submit_leaves_no_sigevent_behind(aio: Env) -> None:
+    """A job refused with EAGAIN after its sigevent was checked, then submitted
+    again with no sigevent, notifies nobody."""
+    fd = aio.file(rand(4096))
+    fired: list[object] = []
+    try:
+        async with AioContext(max_queued=1) as ctx:
+            first = Aiocb(fd, bytearray(16))
+            ctx.aio_read(first)  # takes the only place
+            cb = Aiocb(fd, bytearray(16), sigevent=SigEvent(SIGEV_THREAD, function=fired.append,
+                                                            value="stale"))
+            with pytest.raises(BlockingIOError):
+                ctx.aio_read(cb)
+            assert await first == 16
+            cb.sigevent = None
+            ctx.aio_read(cb)
+            assert await cb == 16
+        assert fired == []  # (leaving the block delivers every notification due)
+    finally:
+        os.close(fd)
