@@ -174,12 +174,19 @@ class MachineBase(RuleBasedStateMachine):
             async with asyncio.timeout(STUCK):
                 return await coro
         except TimeoutError:
-            jobs = [(j.id, j.kind, j.target.name, j.cb.state.value, j.cb.error)
-                    for j in self.jobs if not j.reaped]
-            raise AssertionError(
-                f"{self.env.backend}/{self.env.loop}: stuck for {STUCK} s in "
-                f"{self.trace[-1]} with jobs {jobs}; loop errors: {self.loop_errors}; "
-                f"steps {self.trace[-15:]}") from None
+            raise AssertionError(self.stuck(f"stuck for {STUCK} s")) from None
+
+    def stuck(self, what: str) -> str:
+        """What a hang leaves to see: every unreaped job and each context's counts."""
+        jobs = [(j.id, j.kind, j.target.name, j.notify, j.cb.state.value, j.cb.error)
+                for j in self.jobs if not j.reaped]
+        contexts = {"ours": self.ctx, "other": self.other}
+        default = aioposix.current_context()
+        contexts["default"] = default
+        counts = {name: ctx.statistics() for name, ctx in contexts.items() if not ctx.closed}
+        return (f"{self.env.backend}/{self.env.loop}: {what} in {self.trace[-1]} with jobs "
+                f"{jobs}; contexts {counts}; loop errors: {self.loop_errors}; "
+                f"steps {self.trace[-15:]}")
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0,
                     what: str = "condition") -> None:

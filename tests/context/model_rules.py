@@ -167,7 +167,11 @@ class MoreRules(JobMaker):
                 self.register(job)
         for job in jobs:
             while aioposix.aio_error(job.cb) == EINPROGRESS:
-                await aioposix.aio_suspend([job.cb], 10)
+                try:
+                    await aioposix.aio_suspend([job.cb], 10)
+                except OSError as exc:
+                    assert exc.errno == errno.EAGAIN, exc
+                    raise AssertionError(self.stuck(f"job {job.id} not done in 10 s")) from None
             self.observe(job, aioposix.aio_error(job.cb), job.cb.status)
             assert aioposix.aio_return(job.cb) == job.status
             job.reaped = True
