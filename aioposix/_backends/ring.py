@@ -73,6 +73,10 @@ if TYPE_CHECKING:
     from aioposix._core.job import Aiocb
 
 OnDone = Callable[["Aiocb", int, int], None]
+_SYNCS = (LIO_SYNC, LIO_DSYNC)
+_READS = (LIO_READ, LIO_READV)
+_WRITES = (LIO_WRITE, LIO_WRITEV)
+_SQE_SIZE = SQE.size
 WATCHDOG = 0.1  # seconds between looks at a ring with requests in flight (Ring._watch)
 
 
@@ -141,7 +145,10 @@ class Ring:
         self._sq_head, self._sq_tail = p.sq_off.head, p.sq_off.tail
         self._sq_flags = p.sq_off.flags
         self._sq_mask = U32.unpack_from(self._sq, p.sq_off.ring_mask)[0]
-        self._sq_array = p.sq_off.array
+        # SQE i always sits at index i of the SQ array (we write SQEs at tail & mask):
+        # the array is filled once here, not per request
+        for index in range(p.sq_entries):
+            U32.pack_into(self._sq, p.sq_off.array + index * 4, index)
         self._cq_head, self._cq_tail = p.cq_off.head, p.cq_off.tail
         self._tail = U32.unpack_from(self._sq, self._sq_tail)[0]  # ours: we alone publish it
         self._head = U32.unpack_from(self._sq, self._sq_head)[0]  # the kernel's, cached
@@ -183,22 +190,18 @@ class Ring:
         if faults.ARMED and (code := faults.take("io_uring")):
             loop.call_soon(on_done, cb, -1, code)  # as its CQE would, later
             return
-        if self.space() == 0:
-            self.flush()
-            while self.space() == 0:  # the kernel has not consumed them yet
-                self._wait_for_sq()
-        user_data = self._next_id
-        self._next_id += 1
-        opcode, address, length, rw_flags, keep = self._prepare(cb)
         tail = self._tail
-        index = tail & self._sq_mask
+        if (tail - self._head) & 0xFFFFFFFF >= self.sq_entries and self.space() == 0:
+            self._make_room()
+            tail = self._tail
+        user_data = self._next_id
+        self._next_id = user_data + 1
+        opcode, address, length, rw_flags, keep = self._prepare(cb)
         offset = cb._off + cb._progress if cb._off >= 0 else -1
-        SQE.pack_into(self._sqes, index * SQE.size, opcode, 0, 0, cb._fd,
-                       offset & 0xFFFFFFFFFFFFFFFF, address, length, rw_flags, user_data,
-                       0, 0, 0, 0, 0)
-        U32.pack_into(self._sq, self._sq_array + index * 4, index)
-        self._tail = (tail + 1) & 0xFFFFFFFF
-        U32.pack_into(self._sq, self._sq_tail, self._tail)
+        SQE.pack_into(self._sqes, (tail & self._sq_mask) * _SQE_SIZE, opcode, 0, 0, cb._fd,
+                      offset & 0xFFFFFFFFFFFFFFFF, address, length, rw_flags, user_data,
+                      0, 0, 0, 0, 0)
+        self._tail = (tail + 1) & 0xFFFFFFFF  # published to the kernel by flush()
         self._inflight[user_data] = (cb, on_done, keep)
         self._unsubmitted.append(user_data)
         if not batch and not self._flush_scheduled:
@@ -222,18 +225,14 @@ class Ring:
         loop = self._loop_ref()
         assert loop is not None
         if self.space() == 0:
-            self.flush()
-            while self.space() == 0:
-                self._wait_for_sq()
+            self._make_room()
         user_data = self._next_id
         self._next_id += 1
         index = self._tail & self._sq_mask
-        SQE.pack_into(self._sqes, index * SQE.size, opcode, 0, 0, fd,
+        SQE.pack_into(self._sqes, index * _SQE_SIZE, opcode, 0, 0, fd,
                       off & 0xFFFFFFFFFFFFFFFF, addr, length, op_flags, user_data,
                       0, 0, file_index, 0, 0)
-        U32.pack_into(self._sq, self._sq_array + index * 4, index)
-        self._tail = (self._tail + 1) & 0xFFFFFFFF
-        U32.pack_into(self._sq, self._sq_tail, self._tail)
+        self._tail = (self._tail + 1) & 0xFFFFFFFF  # published to the kernel by flush()
         self._inflight[user_data] = (token, on_done, keep)  # type: ignore[assignment]
         self._unsubmitted.append(user_data)
         if not self._flush_scheduled:
@@ -242,12 +241,20 @@ class Ring:
         if self._watchdog is None:
             self._watchdog = loop.call_later(WATCHDOG, self._watch, loop)
 
+    def _make_room(self) -> None:
+        """Every SQ slot holds an SQE: enter them, and wait until the kernel took them."""
+        self.flush()
+        while self.space() == 0:  # the kernel has not consumed them yet
+            self._wait_for_sq()
+
     def _prepare(self, cb: Aiocb) -> tuple[int, int, int, int, Any]:
         op = cb._op
-        if op in (LIO_SYNC, LIO_DSYNC):
+        if op in _SYNCS:
             return abi.OP_FSYNC, 0, 0, abi.FSYNC_DATASYNC if op == LIO_DSYNC else 0, None
-        writable = op in (LIO_READ, LIO_READV)
-        views = remaining(cb._views or [], cb._progress)
+        writable = op in _READS
+        views = cb._views or []
+        if cb._progress:
+            views = remaining(views, cb._progress)
         if len(views) == 1:  # one buffer: IORING_OP_READ/WRITE, no iovec array
             address, length, keep = abi.address(views[0], writable)
             return (abi.OP_READ if writable else abi.OP_WRITE), address, length, 0, keep
@@ -264,6 +271,11 @@ class Ring:
         self._flush_scheduled = False
         ids, self._unsubmitted = self._unsubmitted, []
         count = len(ids)
+        if count:
+            U32.pack_into(self._sq, self._sq_tail, self._tail)  # the kernel's view of our SQEs
+        # While SQEs are published but not entered, no completion is reported:
+        # its callback could write new SQEs behind them (see _refused).
+        held: list[tuple[int, int, int]] = []
         while count > 0 and not self._closed:
             submitted = abi.syscall(abi.NR_ENTER, self.fd, count, 0, 0, None, 0)
             if submitted >= 0:
@@ -271,10 +283,12 @@ class Ring:
                 continue
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EBUSY, errno.EINTR):
-                self._reap()  # make room in the CQ, then try again
+                held += self._drain_cq()  # make room in the CQ, then try again
                 continue
             self._refused(ids[-count:], code)
-            return
+            break
+        if held:
+            self._report(held)
         if self._overflowed():
             self._reap()
 
@@ -330,12 +344,7 @@ class Ring:
         except BlockingIOError:
             pass
         while True:
-            done = self._drain_cq()
-            for user_data, res in done:
-                entry = self._inflight.pop(user_data, None)
-                if entry is not None:
-                    cb, on_done, _ = entry
-                    self._finish(cb, on_done, res if res >= 0 else -1, -res if res < 0 else 0)
+            self._report(self._drain_cq())
             if not self._overflowed():
                 break
             # move the overflowed CQEs into the CQ (min_complete 0: never waits)
@@ -343,16 +352,32 @@ class Ring:
             abi.syscall(abi.NR_ENTER, self.fd, 0, 0, abi.ENTER_GETEVENTS, None, 0)
         self._resubmit_backlog()
 
-    def _drain_cq(self) -> list[tuple[int, int]]:
+    def _report(self, cqes: list[tuple[int, int, int]]) -> None:
+        """Each CQE's job to its callback: (job, result, 0) or (job, -1, errno)."""
+        inflight = self._inflight
+        for user_data, res, _ in cqes:
+            entry = inflight.pop(user_data, None)
+            if entry is not None:
+                if res >= 0:
+                    entry[1](entry[0], res, 0)
+                else:
+                    entry[1](entry[0], -1, -res)
+
+    def _drain_cq(self) -> list[tuple[int, int, int]]:
+        """Every CQE the kernel has posted, as (user_data, res, flags); the CQ head
+        moves past them (the entries are copied out first)."""
         cq = self._cq
         head = U32.unpack_from(cq, self._cq_head)[0]
-        tail = U32.unpack_from(cq, self._cq_tail)[0]
-        done = []
-        while head != tail:
-            user_data, res, _ = CQE.unpack_from(cq, self._cqes + (head & self._cq_mask) * 16)
-            done.append((user_data, res))
-            head = (head + 1) & 0xFFFFFFFF
-        U32.pack_into(cq, self._cq_head, head)
+        ready = (U32.unpack_from(cq, self._cq_tail)[0] - head) & 0xFFFFFFFF
+        if not ready:
+            return []
+        start = head & self._cq_mask
+        first = min(ready, self.cq_entries - start)  # up to the end of the ring, then from 0
+        base = self._cqes
+        done = list(CQE.iter_unpack(cq[base + start * 16:base + (start + first) * 16]))
+        if first < ready:
+            done += CQE.iter_unpack(cq[base:base + (ready - first) * 16])
+        U32.pack_into(cq, self._cq_head, (head + ready) & 0xFFFFFFFF)
         return done
 
     def _resubmit_backlog(self) -> None:
@@ -436,7 +461,6 @@ def release(ring: Ring) -> None:
         ring.close()
 
 
-_WRITES = (LIO_WRITE, LIO_WRITEV)
 _RW = (LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV)
 
 
