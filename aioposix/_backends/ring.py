@@ -252,7 +252,7 @@ class Ring:
         if op in _SYNCS:
             return abi.OP_FSYNC, 0, 0, abi.FSYNC_DATASYNC if op == LIO_DSYNC else 0, None
         writable = op in _READS
-        views = cb._views or []
+        views: Sequence[Any] = cb._views or []
         if cb._progress:
             views = remaining(views, cb._progress)
         if len(views) == 1:  # one buffer: IORING_OP_READ/WRITE, no iovec array
