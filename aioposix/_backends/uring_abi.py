@@ -82,8 +82,11 @@ def address(view: Any, writable: bool) -> tuple[int, int, Any]:
         return address(data, False)
     if mv.nbytes == 0:
         return 0, 0, None
-    arr = (ctypes.c_char * mv.nbytes).from_buffer(mv)
-    return ctypes.addressof(arr), mv.nbytes, arr
+    first = _char_at(mv)  # its first byte: holds an export of the buffer while in flight
+    return ctypes.addressof(first), mv.nbytes, first
+
+
+_char_at = ctypes.c_char.from_buffer
 
 
 _PROBE: dict[str, str | None] = {}  # {"reason": why io_uring is unusable, or None}
