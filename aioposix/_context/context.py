@@ -56,6 +56,7 @@ from aioposix._core.constants import (
     LIO_SYNC,
     LIO_WRITE,
     LIO_WRITEV,
+    SIGEV_NONE,
 )
 from aioposix._core.contract import Backend, Notice
 from aioposix._core.errors import einval, failed
@@ -201,8 +202,9 @@ class AioContext(Pipeline):
             self._submit(cb, LIO_READ)  # refused there, after the checks, with the reason
             return
         cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_READ, offset, len(buf), 0
-        if cb.sigevent is not None:
-            cb._sev = submit.notifying(cb.sigevent)
+        sev = cb.sigevent
+        if sev is not None and sev.notify != SIGEV_NONE:
+            cb._sev = sev  # what submit.notifying keeps
         try:
             got = _preadv(fd, [buf], offset, RWF_NOWAIT)
         except OSError as exc:
@@ -220,9 +222,9 @@ class AioContext(Pipeline):
             cb._status, cb._error, cb._state = got, 0, DONE
             self._done[cb] = None
             if cb._sev is not None:
-                self._in_call += 1  # its notification runs after this call
-                self._announce(cb)
-                self._in_call -= 1
+                self._notify_later(cb)  # it runs after this call
+                if self._asleep:
+                    self._waiters.wake()
             elif self._asleep:
                 self._waiters.wake()
             return

@@ -36,6 +36,8 @@ from aioposix._notify.sigevent import deliver
 from aioposix._routing import Facts
 from aioposix._routing import route as route_of
 
+_notice = tuple.__new__  # a Notice from its fields in one C call (NamedTuple's __new__ is Python)
+
 
 class Pipeline(Owner):
     """The context's job tables and the steps every job goes through."""
@@ -185,14 +187,11 @@ class Pipeline(Owner):
         # the notifications are queued before the waiter is woken, so that they
         # run before the awaiting task resumes and reaps the job
         if cb._sev is not None or cb._lio is not None:
-            notice = Notice(cb, cb._gen, cb._sev, cb._lio, cb._error)
             if not self._in_call and not self._later:
-                self._tell(notice)  # from a loop callback: at once, like the kernel
+                # from a loop callback: at once, like the kernel
+                self._tell(_notice(Notice, (cb, cb._gen, cb._sev, cb._lio, cb._error)))
             else:
-                self._later.append(notice)
-                if len(self._later) == 1:
-                    assert self._loop is not None
-                    self._loop.call_soon(self._flush_later)
+                self._notify_later(cb)
         elif cb._autoreap:
             self._reap(cb, raising=False)  # its awaiting task was cancelled; nothing to tell
             self._waiters.wake()  # a rundown or aio_waitcomplete may wait for this one
@@ -202,6 +201,14 @@ class Pipeline(Owner):
             waiter.set_result(None)
         if self._waiters:
             self._waiters.wake()
+
+    def _notify_later(self, cb: Aiocb) -> None:
+        """Queue the finished job's notifications, snapshotted, for after this call."""
+        later = self._later
+        later.append(_notice(Notice, (cb, cb._gen, cb._sev, cb._lio, cb._error)))
+        if len(later) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_later)
 
     def _flush_later(self) -> None:
         """Deliver the notifications queued during our calls."""
