@@ -23,6 +23,8 @@ class JobState(enum.Enum):
     KERNEL = "kernel"  # submitted to io_uring
     DONE = "done"  # finished, not yet reaped
 
+    __hash__ = object.__hash__  # members are singletons: hashed in C, not by Enum's name hash
+
 
 class Route(enum.Enum):
     """Where a job runs (decided once, by ``aioposix._routing.route``)."""
@@ -32,6 +34,8 @@ class Route(enum.Enum):
     RING = "ring"  # io_uring, as the backend of regular files
     DIRECT = "direct"  # io_uring, as the kernel path of O_DIRECT files and disks (max_buf)
     POOL = "pool"  # the worker daemons
+
+    __hash__ = object.__hash__  # (a dict key on every submit: see JobState)
 
 
 class TakeBack(enum.Enum):
