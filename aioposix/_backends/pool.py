@@ -101,11 +101,18 @@ class PoolPort:
             self._pool.watch(self)  # in case it closes before running the drain
 
     def drain(self) -> None:
-        """On the loop: report every result posted so far."""
+        """On the loop: report every result posted so far (all of them even if
+        one report raises; the first error is raised after them)."""
         with self.lock:
             batch, self._posted = self._posted, []
+        failed: BaseException | None = None
         for cb, status, error in batch:
-            self._finish(cb, status, error)
+            try:
+                self._finish(cb, status, error)
+            except BaseException as exc:  # raised below, once all are told
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def pending(self) -> bool:
         """Results are waiting for the loop (and the loop still runs)."""

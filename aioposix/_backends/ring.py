@@ -353,15 +353,25 @@ class Ring:
         self._resubmit_backlog()
 
     def _report(self, cqes: list[tuple[int, int, int]]) -> None:
-        """Each CQE's job to its callback: (job, result, 0) or (job, -1, errno)."""
+        """Each CQE's job to its callback: (job, result, 0) or (job, -1, errno).
+
+        The CQEs have left the CQ already: should one callback raise, the
+        others are still reported, and the first error is raised after them."""
         inflight = self._inflight
+        failed: BaseException | None = None
         for user_data, res, _ in cqes:
             entry = inflight.pop(user_data, None)
-            if entry is not None:
+            if entry is None:
+                continue
+            try:
                 if res >= 0:
                     entry[1](entry[0], res, 0)
                 else:
                     entry[1](entry[0], -1, -res)
+            except BaseException as exc:  # raised below, once all are told
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def _drain_cq(self) -> list[tuple[int, int, int]]:
         """Every CQE the kernel has posted, as (user_data, res, flags); the CQ head

@@ -134,6 +134,12 @@ class Pipeline(Owner):
             self._ports[cb._route].submit([cb])
         cb._stat = None  # the backend has what it needs: a parked job stays small
 
+    def _batched(self, cb: Aiocb) -> bool:
+        """A job behind a barrier, already handed to this lio_listio's batch (it
+        stays WAITING there until the batch goes to the backends)."""
+        batch = self._batch
+        return batch is not None and cb in batch.get(cb._route, ())
+
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
         for where, jobs in (batch or {}).items():
@@ -155,7 +161,7 @@ class Pipeline(Owner):
         queue = self._leave_queue(cb)
         if queue is not None:
             head = next(iter(queue.jobs))
-            if head._state is WAITING:
+            if head._state is WAITING and not self._batched(head):
                 self._dispatch(head)
         self._done[cb] = None
         self._announce(cb)
