@@ -30,7 +30,7 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ORDER = ["randread", "randwrite", "direct", "sockets", "notify", "scale", "soak"]
+ORDER = ["randread", "randwrite", "direct", "sockets", "files", "notify", "scale", "soak", "floors"]
 DASH = "\u2013"
 COUNTS = ("ops/s", "writes/s", "IOPS", "jobs/s", "ns/call", "B/job")
 
