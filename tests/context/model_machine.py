@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 SIZE = 128  # the main file never grows: reads past it come back short
 APPEND_START = b"start:"
-STUCK = 15.0  # seconds a rule may take before it counts as a hang
+STUCK = 30.0  # seconds a rule may take before it counts as a hang (a slow disk stalls for seconds)
 # real-time signals: queued, never merged; a job's is told by its id, so that a
 # missing one narrows down to a few jobs
 SIGNOS = tuple(range(signal.SIGRTMIN + 3, signal.SIGRTMIN + 11))

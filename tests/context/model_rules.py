@@ -168,10 +168,10 @@ class MoreRules(JobMaker):
         for job in jobs:
             while aioposix.aio_error(job.cb) == EINPROGRESS:
                 try:
-                    await aioposix.aio_suspend([job.cb], 10)
+                    await aioposix.aio_suspend([job.cb], 25)
                 except OSError as exc:
                     assert exc.errno == errno.EAGAIN, exc
-                    raise AssertionError(self.stuck(f"job {job.id} not done in 10 s")) from None
+                    raise AssertionError(self.stuck(f"job {job.id} not done in 25 s")) from None
             self.observe(job, aioposix.aio_error(job.cb), job.cb.status)
             assert aioposix.aio_return(job.cb) == job.status
             job.reaped = True
