@@ -244,7 +244,8 @@ def profile(args: argparse.Namespace) -> int:
         data = os.path.join(tmp, "data.bin")
         make_file(data, FILE_SIZE)
         out = os.path.join(tmp, "profile.raw")
-        cmd = [spy, "record", "--rate", str(args.rate), "--format", "raw", "--output", out,
+        cmd = [spy, "record", "--nonblocking", "--rate", str(args.rate), "--format", "raw",
+               "--output", out,
                "--", sys.executable, os.path.abspath(__file__), args.workload, "--child",
                "--file", data, "--loop", args.loop, "--seconds", str(args.seconds)]
         subprocess.run(cmd, check=True, capture_output=True)
