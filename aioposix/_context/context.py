@@ -410,7 +410,11 @@ class AioContext(Pipeline):
             targets = [cb]
         else:
             queue = self._fds.get(fildes)
-            targets = list(queue.jobs) if queue is not None else []
+            # jobs behind a barrier first: cancelling the job ahead of one first
+            # would hand it to its backend, where a worker could start it at once
+            jobs = list(queue.jobs) if queue is not None else []
+            targets = [cb for cb in jobs if cb._state is WAITING]
+            targets += [cb for cb in jobs if cb._state is not WAITING]
         if not targets:
             return AIO_ALLDONE
         result = AIO_CANCELED
