@@ -154,5 +154,9 @@ def release(views: list[Any] | None) -> None:
 
 
 def pin(views: list[Any]) -> list[Any]:
-    """Hold an export of every bytearray while a job outlives its submit call."""
-    return [memoryview(v) if type(v) is bytearray else v for v in views]
+    """Hold an export of every bytearray while a job outlives its submit call
+    (the same list when nothing needs one: memoryviews and bytes hold themselves)."""
+    for v in views:
+        if type(v) is bytearray:
+            return [memoryview(v) if type(v) is bytearray else v for v in views]
+    return views
