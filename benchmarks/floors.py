@@ -191,12 +191,13 @@ def read_nowait(fd: int, bufs: list[Any], off: int, missed: list[int]) -> int:
 # -- cached randread --------------------------------------------------------------------
 
 
-async def cached_natural(plan: Reads) -> Result:
+async def natural_reads(plan: Reads, buffer: Callable[[], Any]) -> Result:
+    """The README's way, one read per new Aiocb, each task into its own ``buffer()``."""
     fd = plan.fd
 
     def make(window: Window) -> Worker:
         async def worker(i: int) -> None:
-            buf = bytearray(BLOCK)
+            buf = buffer()
             Aiocb, read = aioposix.Aiocb, aioposix.aio_read
             k = 0
             while k >= 0:
@@ -211,6 +212,10 @@ async def cached_natural(plan: Reads) -> Result:
         return worker
 
     return await measure(make, plan.args, NATURAL)
+
+
+async def cached_natural(plan: Reads) -> Result:
+    return await natural_reads(plan, lambda: bytearray(BLOCK))
 
 
 async def cached_floor(plan: Reads, capped: bool) -> Result:
@@ -380,28 +385,10 @@ class BareRing:
 
 
 async def direct_natural(plan: Reads) -> Result:
-    fd = plan.fd
-    cb = direct.probe(aioposix.aio_read, fd)
+    cb = direct.probe(aioposix.aio_read, plan.fd)
     if await cb != BLOCK or not intact(cb.buf, key(BLOCK)):
         raise wrong(NATURAL, BLOCK)
-
-    def make(window: Window) -> Worker:
-        async def worker(i: int) -> None:
-            buf = mmap.mmap(-1, BLOCK)
-            Aiocb, read = aioposix.Aiocb, aioposix.aio_read
-            k = 0
-            while k >= 0:
-                for off, expect in plan.share(i):
-                    cb = Aiocb(fd, buf, BLOCK, off)
-                    read(cb)
-                    if await cb != BLOCK or not intact(buf, expect):
-                        raise wrong(NATURAL, off)
-                    k = counted(window, k)
-                    if k < 0:
-                        return
-        return worker
-
-    return await measure(make, plan.args, NATURAL)
+    return await natural_reads(plan, lambda: mmap.mmap(-1, BLOCK))
 
 
 async def direct_floor(plan: Reads) -> Result:

@@ -63,57 +63,38 @@ async def many(task: Callable[[float], Coroutine[Any, Any, None]], seconds: floa
     await asyncio.gather(*(task(stop) for _ in range(QD)))
 
 
-async def randread(path: str, seconds: float) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    blocks = FILE_SIZE // BLOCK
+async def blocks(path: str, seconds: float, flags: int, buffer: Callable[[], Any],
+                 submit: Callable[[aioposix.Aiocb], None]) -> None:
+    """64 tasks, each a new Aiocb per 4 KiB block at a random offset, submitted
+    with ``submit`` (aio_read or aio_write) into or from its own ``buffer()``."""
+    fd = os.open(path, flags)
+    count = FILE_SIZE // BLOCK
 
     async def task(stop: float) -> None:
-        buf, rng = bytearray(BLOCK), random.Random()
+        buf, rng = buffer(), random.Random()
         while time.monotonic() < stop:
-            cb = aioposix.Aiocb(fd, buf, BLOCK, rng.randrange(blocks) * BLOCK)
-            aioposix.aio_read(cb)
+            cb = aioposix.Aiocb(fd, buf, BLOCK, rng.randrange(count) * BLOCK)
+            submit(cb)
             await cb
 
     try:
         await many(task, seconds)
     finally:
         os.close(fd)
+
+
+async def randread(path: str, seconds: float) -> None:
+    await blocks(path, seconds, os.O_RDONLY, lambda: bytearray(BLOCK), aioposix.aio_read)
 
 
 async def randwrite(path: str, seconds: float) -> None:
-    fd = os.open(path, os.O_RDWR)
-    blocks = FILE_SIZE // BLOCK
-
-    async def task(stop: float) -> None:
-        data, rng = random.randbytes(BLOCK), random.Random()
-        while time.monotonic() < stop:
-            cb = aioposix.Aiocb(fd, data, BLOCK, rng.randrange(blocks) * BLOCK)
-            aioposix.aio_write(cb)
-            await cb
-
-    try:
-        await many(task, seconds)
-    finally:
-        os.close(fd)
+    await blocks(path, seconds, os.O_RDWR, lambda: random.randbytes(BLOCK), aioposix.aio_write)
 
 
 async def direct(path: str, seconds: float) -> None:
     aioposix.sysctl["vfs.aio.max_buf_aio"] = QD
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    blocks = FILE_SIZE // BLOCK
-
-    async def task(stop: float) -> None:
-        buf, rng = mmap.mmap(-1, BLOCK), random.Random()
-        view = memoryview(buf)
-        while time.monotonic() < stop:
-            cb = aioposix.Aiocb(fd, view, BLOCK, rng.randrange(blocks) * BLOCK)
-            aioposix.aio_read(cb)
-            await cb
-
-    try:
-        await many(task, seconds)
-    finally:
-        os.close(fd)
+    await blocks(path, seconds, os.O_RDONLY | os.O_DIRECT,
+                 lambda: memoryview(mmap.mmap(-1, BLOCK)), aioposix.aio_read)
 
 
 async def pingpong(_path: str, seconds: float) -> None:
