@@ -56,7 +56,6 @@ from aioposix._core.constants import (
     LIO_SYNC,
     LIO_WRITE,
     LIO_WRITEV,
-    SIGEV_NONE,
 )
 from aioposix._core.contract import Backend, Notice
 from aioposix._core.errors import einval, failed
@@ -202,9 +201,8 @@ class AioContext(Pipeline):
             self._submit(cb, LIO_READ)  # refused there, after the checks, with the reason
             return
         cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_READ, offset, len(buf), 0
-        sev = cb.sigevent
-        if sev is not None and sev.notify != SIGEV_NONE:
-            cb._sev = sev  # what submit.notifying keeps
+        if cb.sigevent is not None:
+            cb._sev = submit.notifying(cb.sigevent)
         try:
             got = _preadv(fd, [buf], offset, RWF_NOWAIT)
         except OSError as exc:
@@ -223,9 +221,7 @@ class AioContext(Pipeline):
             self._done[cb] = None
             if cb._sev is not None:
                 self._notify_later(cb)  # it runs after this call
-                if self._asleep:
-                    self._waiters.wake()
-            elif self._asleep:
+            if self._asleep:
                 self._waiters.wake()
             return
         cb._progress = got  # partly cached: the rest from where the cache ended
