@@ -41,7 +41,7 @@ from fcntl import fcntl as _fcntl
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aioposix._core.constants import LIO_READ, LIO_READV, LIO_WRITE, LIO_WRITEV
-from aioposix._core.states import Route
+from aioposix._core.states import BRIDGE, DIRECT, INLINE, POOL, RING, Route
 
 if TYPE_CHECKING:
     from aioposix._core.job import Aiocb
@@ -128,19 +128,19 @@ def route(cb: Aiocb, flags: int, busy: bool, tried: bool, facts: Facts) -> Route
     inline = facts.inline
     if (inline is not None and op in _RW and not busy and not tried and not flags & _O_DIRECT
             and (op not in _WRITES or (not flags & os.O_APPEND and inline.writes_inline()))):
-        return Route.INLINE
+        return INLINE
     st = cb._stat
     if st is None:
         st = cb._stat = os.fstat(cb._key)
     if op in _RW and is_pollable(st):
-        return Route.BRIDGE
+        return BRIDGE
     if flags & _O_DIRECT or stat.S_ISBLK(st.st_mode):
         if facts.ring_usable and aligned(cb, st):
             if op not in _RW:
-                return Route.RING
+                return RING
             if facts.buf_room:
-                return Route.DIRECT
-        return Route.POOL
+                return DIRECT
+        return POOL
     if facts.ring_files and stat.S_ISREG(st.st_mode):
-        return Route.RING
-    return Route.POOL
+        return RING
+    return POOL

@@ -43,7 +43,8 @@ import os
 import stat
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aioposix._core import faults, loopdata, syscalls
@@ -51,7 +52,7 @@ from aioposix._core.constants import LIO_READ, LIO_READV
 from aioposix._core.contract import Finish
 from aioposix._core.errors import error
 from aioposix._core.job import PARKED, Aiocb
-from aioposix._core.states import TakeBack
+from aioposix._core.states import ENDED_SHORT, STARTED, TAKEN, TakeBack
 
 if TYPE_CHECKING:
     import asyncio
@@ -177,34 +178,49 @@ class Bridge:
         self._loop = loop
         self._channels: dict[Key, Channel] = {}  # {channel_key(): Channel}
 
-    def park(self, cb: Aiocb, finish: Finish, st: os.stat_result) -> None:
-        """Run ``cb`` now if its fd is ready, else park it until it is."""
-        is_write = cb._op not in (LIO_READ, LIO_READV)
-        key = channel_key(cb.fildes, st, is_write)
-        channel = self._channels.get(key)
-        tried = False
-        if channel is None:
-            mode = attempt_mode(cb.fildes, st)
-            if mode == NOWAIT:  # first try on the user's fd: no dup if it is ready
-                result = try_once(cb.fildes, mode, cb)
-                if result is not None:
-                    finish(cb, *result)
-                    return
-                tried = True
-            try:
-                fd, mode = _open_channel_fd(cb.fildes, mode, is_write)
-            except OSError as exc:
-                finish(cb, -1, exc.errno or errno.EIO)
-                return
-            channel = self._channels[key] = Channel(key, fd, mode)
-        cb._state = PARKED
-        cb._bridge_key = key
-        channel.jobs.append((cb, finish, cb._gen))
-        channel.live += 1
-        if channel.live == 1 and not tried:
-            self._ready(channel)  # nobody ahead of it: try now
-        if channel.live and not channel.registered:
-            self._register(channel)
+    def submit(self, finish: Finish, jobs: Sequence[Aiocb]) -> None:
+        """Run each job now if its fd is ready, else park it until it is; every
+        outcome goes to ``finish`` (``cb._stat``: its fd's fstat, taken for the route)."""
+        for cb in jobs:
+            is_write = cb._op not in (LIO_READ, LIO_READV)
+            st = cb._stat
+            assert st is not None
+            key = channel_key(cb.fildes, st, is_write)
+            channel = self._channels.get(key)
+            tried = False
+            if channel is None:
+                channel = self._open(cb, st, key, finish)
+                if channel is None:
+                    continue  # done at the first try, or refused
+                tried = channel.mode == NOWAIT
+            cb._state = PARKED
+            cb._bridge_key = key
+            channel.jobs.append((cb, finish, cb._gen))
+            channel.live += 1
+            if channel.live == 1 and not tried:
+                self._ready(channel)  # nobody ahead of it: try now
+            if channel.live and not channel.registered:
+                self._register(channel)
+
+    def _open(self, cb: Aiocb, st: os.stat_result, key: Key, finish: Finish) -> Channel | None:
+        """A channel for ``cb``'s (file, direction), or None when ``cb`` is over.
+
+        A socket or pipe is tried first on the user's fd, so that a job whose
+        fd is ready needs no dup; such a job has had its first try when its
+        channel is made."""
+        mode = attempt_mode(cb.fildes, st)
+        if mode == NOWAIT:
+            result = try_once(cb.fildes, mode, cb)
+            if result is not None:
+                finish(cb, *result)
+                return None
+        try:
+            fd, mode_now = _open_channel_fd(cb.fildes, mode, key[3])
+        except OSError as exc:
+            finish(cb, -1, exc.errno or errno.EIO)
+            return None
+        channel = self._channels[key] = Channel(key, fd, mode_now)
+        return channel
 
     def take_back(self, cb: Aiocb) -> bool:
         """Unpark ``cb``: True if it moved nothing (cancel it), False for a write
@@ -289,27 +305,22 @@ class Bridge:
 class BridgePort:
     """One context's use of its loop's bridge (the backend contract)."""
 
-    __slots__ = ("_finish", "bridge")
+    __slots__ = ("_finish", "bridge", "submit")
 
     def __init__(self, bridge: Bridge, finish: Finish) -> None:
         self.bridge = bridge
         self._finish = finish
-
-    def submit(self, jobs: Sequence[Aiocb]) -> None:
-        """Try each job now; park those that would block (``cb._stat``: its fd's
-        fstat, taken for the route)."""
-        for cb in jobs:
-            st = cb._stat
-            assert st is not None
-            self.bridge.park(cb, self._finish, st)
+        # Try each job now and park those that would block: the bridge's own
+        # submit with this context's Finish bound (a C partial, no frame of ours).
+        self.submit: Callable[[Sequence[Aiocb]], None] = partial(bridge.submit, finish)
 
     def take_back(self, cb: Aiocb) -> TakeBack:
         if cb._state is not PARKED:
-            return TakeBack.STARTED
+            return STARTED
         if self.bridge.take_back(cb):
-            return TakeBack.TAKEN
+            return TAKEN
         self._finish(cb, cb._progress, 0)  # a write that moved bytes ends short, not cancelled
-        return TakeBack.ENDED_SHORT
+        return ENDED_SHORT
 
     def abandon(self) -> None:
         self.bridge.abandon()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from aioposix._core import syscalls
 from aioposix._core.contract import Finish
 from aioposix._core.job import DONE, QUEUED, RUNNING, Aiocb
-from aioposix._core.states import TakeBack
+from aioposix._core.states import STARTED, TAKEN, TakeBack
 from aioposix._kernel.kernel import KERNEL
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class PoolPort:
         self._pool.submit(self, jobs)
 
     def take_back(self, cb: Aiocb) -> TakeBack:
-        return TakeBack.TAKEN if self._pool.take_back(cb) else TakeBack.STARTED
+        return TAKEN if self._pool.take_back(cb) else STARTED
 
     # -- results, from the workers to the loop ------------------------------------
 

@@ -64,7 +64,7 @@ from aioposix._core import faults, loopdata
 from aioposix._core.constants import LIO_DSYNC, LIO_READ, LIO_READV, LIO_SYNC, LIO_WRITE, LIO_WRITEV
 from aioposix._core.contract import Finish
 from aioposix._core.job import KERNEL as IN_KERNEL
-from aioposix._core.states import TakeBack
+from aioposix._core.states import STARTED, TakeBack
 from aioposix._core.syscalls import remaining
 from aioposix._kernel.kernel import KERNEL
 from aioposix._kernel.reaper import REAPER
@@ -496,7 +496,7 @@ class RingPort:
             ring.flush()
 
     def take_back(self, cb: Aiocb) -> TakeBack:
-        return TakeBack.STARTED  # a request given to the kernel runs to its end
+        return STARTED  # a request given to the kernel runs to its end
 
     def _done(self, cb: Aiocb, status: int, err: int) -> None:
         """A CQE for ``cb``: finish it, or go on with the rest of a short write."""

@@ -65,7 +65,7 @@ from aioposix._core.job import DONE, IDLE, PARKED, QUEUED, RUNNING, WAITING, Aio
 from aioposix._core.running import TRIO_MESSAGE, in_trio
 from aioposix._core.sigevent import SigEvent
 from aioposix._core.sleepers import Sleepers
-from aioposix._core.states import Route, TakeBack
+from aioposix._core.states import STARTED, TAKEN, Route
 from aioposix._kernel.kernel import KERNEL as _KERNEL
 from aioposix._kernel.quotas import Quota
 from aioposix._kernel.reaper import REAPER
@@ -100,6 +100,7 @@ class AioContext(Pipeline):
         self._closed = False
         self._closing = False
         self._fds: dict[int, FdQueue] = {}  # {fd number: its jobs in flight}
+        self._spare: FdQueue | None = None  # an emptied queue, kept for the next fd
         self._done: dict[Aiocb, None] = {}  # {cb: None} finished, in completion order
         self._batch: dict[Route, list[Aiocb]] | None = None  # an lio_listio's jobs, per route
         self._later: list[Notice] = []  # notifications due after the current call
@@ -336,8 +337,16 @@ class AioContext(Pipeline):
         loop = _running_loop()
         if loop is not self._loop:
             self._check_loop(loop)
-        if cb._state is not DONE:
-            yield from self._wait(cb)
+        if cb._state is not DONE:  # park the awaiting task on the job's future
+            waiter = cb._waiter
+            if waiter is None:
+                assert loop is not None
+                waiter = cb._waiter = loop.create_future()
+            try:
+                yield from waiter.__await__()
+            except asyncio.CancelledError:
+                self._cancelled_while_waiting(cb)
+                raise
         else:
             assert loop is not None
             turn = self._budget.gate(loop)
@@ -354,24 +363,15 @@ class AioContext(Pipeline):
             return cb._status
         return self._reap(cb, raising=True)
 
-    def _wait(self, cb: Aiocb) -> Generator[Any, None, None]:
-        """Park the awaiting task on the job's future."""
-        waiter = cb._waiter
-        if waiter is None:
-            assert self._loop is not None
-            waiter = cb._waiter = self._loop.create_future()
-        try:
-            yield from waiter.__await__()
-        except asyncio.CancelledError:
-            # Rule 8: cancel the job if it is still waiting its turn;
-            # otherwise it finishes on its own and reaps itself.
-            if cb._ctx is self and cb._state is not DONE:
-                self._cancel_one(cb)
-            if cb._ctx is self:
-                cb._autoreap = True
-                if cb._state is DONE:  # its notifications were snapshotted: reap now
-                    self._reap(cb, raising=False)
-            raise
+    def _cancelled_while_waiting(self, cb: Aiocb) -> None:
+        """Rule 8: cancel the job if it is still waiting its turn; otherwise it
+        finishes on its own and reaps itself."""
+        if cb._ctx is self and cb._state is not DONE:
+            self._cancel_one(cb)
+        if cb._ctx is self:
+            cb._autoreap = True
+            if cb._state is DONE:  # its notifications were snapshotted: reap now
+                self._reap(cb, raising=False)
 
     async def aio_suspend(self, cbs: Iterable[Aiocb | None],
                           timeout: float | None = None) -> None:
@@ -425,14 +425,14 @@ class AioContext(Pipeline):
         """Cancel one in-flight job if it has not started; True if cancelled."""
         state = cb._state
         if state is WAITING:
-            outcome = TakeBack.TAKEN  # behind a barrier: no backend has it yet
+            outcome = TAKEN  # behind a barrier: no backend has it yet
         elif state is QUEUED or state is PARKED:
             outcome = self._ports[cb._route].take_back(cb)
         else:
-            outcome = TakeBack.STARTED  # running on a worker or in the kernel
-        if outcome is TakeBack.TAKEN:
+            outcome = STARTED  # running on a worker or in the kernel
+        if outcome is TAKEN:
             self._finish(cb, -1, errno.ECANCELED)
-        return outcome is TakeBack.TAKEN
+        return outcome is TAKEN
 
     # -- lio_listio and the rundown ---------------------------------------------
 

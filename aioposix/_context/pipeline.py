@@ -29,7 +29,7 @@ from aioposix._core.fdqueue import FdQueue
 from aioposix._core.job import DONE, IDLE, KERNEL, WAITING, Aiocb
 from aioposix._core.peers import Owner
 from aioposix._core.sleepers import Sleepers
-from aioposix._core.states import Route
+from aioposix._core.states import BRIDGE, DIRECT, INLINE, RING, Route
 from aioposix._kernel.kernel import KERNEL as _KERNEL
 from aioposix._kernel.quotas import Quota
 from aioposix._notify.sigevent import deliver
@@ -47,11 +47,13 @@ class Pipeline(Owner):
     _closed: bool
     _quota: Quota
     _fds: dict[int, FdQueue]  # {fd number: its jobs in flight, in submission order}
+    _spare: FdQueue | None  # the last queue emptied, for the next fd (it holds no dup)
     _done: dict[Aiocb, None]  # {cb: None} finished, in completion order
     _batch: dict[Route, list[Aiocb]] | None  # an lio_listio's jobs, per route
     _later: list[Notice]  # notifications due after the current call
     _in_call: int  # > 0 inside a call of ours that may finish jobs (submit, cancel)
     _waiters: Sleepers  # aio_suspend, aio_waitcomplete and rundown
+    _asleep: list[asyncio.Future[bool]]  # _waiters' futures (a list: a C-level truth test)
     _inline: Inline | None  # None: vfs.aio.inline is off
     _ring_files: bool  # regular files go to io_uring
     _ring_usable: bool  # io_uring works here (for the kernel path)
@@ -64,25 +66,25 @@ class Pipeline(Owner):
 
     def _start(self, cb: Aiocb, flags: int, st: os.stat_result | None, *, tried: bool,
                checked: bool = True) -> None:
-        """Route an admitted job and hand it to its backend.  ``tried``: the inline
-        attempt was made; ``checked``: the fd's flags are known (not a guess)."""
+        """Route an admitted job and hand it to its backend.  ``tried``: a submit
+        fast path made the inline attempt (and holds the views: they need no
+        pinning); ``checked``: the fd's flags are known (not a guess)."""
         self._in_call += 1
         try:
             if not checked:
                 flags = submit.flags_of(cb._key)
             cb._stat = st
             where = route_of(cb, flags, cb._key in self._fds, tried, self._facts)
-            if where is Route.INLINE:
+            if where is INLINE:
                 assert self._inline is not None
                 result = self._inline.attempt(cb, cb._progress)
                 if result is not None:
                     self._finish_now(cb, *result)
                     return
                 where = route_of(cb, flags, False, True, self._facts)
-            submit.pin(cb)
-            st = cb._stat
-            assert st is not None
-            self._enqueue(cb, st, where, submit.ordered(cb, flags))
+            if not tried:
+                submit.pin(cb)
+            self._enqueue(cb, where, flags)
         except OSError as exc:
             self._finish_now(cb, -1, exc.errno or errno.EIO)
         finally:
@@ -93,42 +95,44 @@ class Pipeline(Owner):
         self._facts = Facts(self._inline, self._ring_files, self._ring_usable,
                             self._buf_jobs < self.max_buf)
 
-    def _enqueue(self, cb: Aiocb, st: os.stat_result, where: Route, ordered: bool) -> None:
+    def _enqueue(self, cb: Aiocb, where: Route, flags: int) -> None:
         """Put the job in its fd's queue and hand it to its backend.
 
         What may fail (our dup of the fd, the loop's ring: EMFILE) is taken
         before the job enters the queue; a job that cannot get it finishes
         at once with that errno, and nothing of it is left anywhere else.
-        An ``ordered`` job (fsync, O_APPEND write) waits as WAITING until
-        every job before it on the fd has finished.
+        An ordered job (fsync, O_APPEND write: ``submit.ordered``) waits as
+        WAITING until every job before it on the fd has finished.
         """
         queue = self._fds.get(cb._key)
+        if queue is None:
+            queue, self._spare = self._spare or FdQueue(), None
         try:
-            if where in (Route.RING, Route.DIRECT) and self._ring is None:
-                self._take_ring()
-            if where is not Route.BRIDGE:
-                queue = queue or FdQueue()
+            if where is not BRIDGE:  # (the bridge holds a descriptor per channel)
+                if (where is RING or where is DIRECT) and self._ring is None:
+                    self._take_ring()
+                st = cb._stat
+                assert st is not None
                 cb._fd = queue.descriptor(cb._key, st)
         except OSError as exc:
             self._finish_now(cb, -1, exc.errno or errno.EIO)
             return
-        queue = queue or FdQueue()
         cb._route = where
-        if where is Route.DIRECT:
+        if where is DIRECT:
             self._buf_jobs += 1
             _KERNEL.buf_tokens.append(None)
             if self._buf_jobs == self.max_buf:
                 self._refacts()  # no room left
         self._fds[cb._key] = queue
         jobs = queue.jobs
-        barrier = ordered and bool(jobs)
+        barrier = bool(jobs) and submit.ordered(cb, flags)
         jobs[cb] = None
         if not barrier:
             self._dispatch(cb)
 
     def _dispatch(self, cb: Aiocb) -> None:
         batch = self._batch
-        if batch is not None and cb._route is not Route.BRIDGE:
+        if batch is not None and cb._route is not BRIDGE:
             batch.setdefault(cb._route, []).append(cb)  # handed over at the end of the list
         else:
             self._ports[cb._route].submit([cb])
@@ -170,7 +174,7 @@ class Pipeline(Owner):
 
     def _leave_queue(self, cb: Aiocb) -> FdQueue | None:
         """Take a finished job out of its fd's queue; the queue if jobs remain."""
-        if cb._route is Route.DIRECT:
+        if cb._route is DIRECT:
             self._buf_jobs -= 1
             _KERNEL.buf_tokens.pop()
             if self._buf_jobs == self.max_buf - 1:
@@ -185,6 +189,7 @@ class Pipeline(Owner):
         if queue.jobs:
             return queue
         del self._fds[cb._key]
+        self._spare = queue  # empty, every dup closed: the next fd's queue
         return None
 
     def _announce(self, cb: Aiocb) -> None:
@@ -205,7 +210,7 @@ class Pipeline(Owner):
         waiter = cb._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._waiters:
+        if self._asleep:
             self._waiters.wake()
 
     def _notify_later(self, cb: Aiocb) -> None:
@@ -263,7 +268,7 @@ class Pipeline(Owner):
         """Hold the loop's ring (made on first use) and reach it through a port."""
         assert self._loop is not None
         port = RingPort(uring.acquire(self._loop), self._finish, self._pool.post)
-        self._ports[Route.RING] = self._ports[Route.DIRECT] = port
+        self._ports[RING] = self._ports[DIRECT] = port
         self._ring = port
 
     def _release_ring(self) -> None:

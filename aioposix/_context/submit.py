@@ -97,5 +97,10 @@ def pin(cb: Aiocb) -> None:
 
 
 def release_views(cb: Aiocb) -> None:
-    validate.release(cb._views)
+    """Drop the exports the job made, so the user's bytearray can be resized again."""
+    views = cb._views
+    if views:
+        for view in views:
+            if type(view) is memoryview:
+                view.release()
     cb._views = None

@@ -145,14 +145,6 @@ def target(cb: Aiocb, op: int) -> tuple[list[Any], int]:
     return buffer_target(cb, op == LIO_READ)
 
 
-def release(views: list[Any] | None) -> None:
-    """Drop the exports we made, so the user's bytearray can be resized again."""
-    if views:
-        for view in views:
-            if type(view) is memoryview:
-                view.release()
-
-
 def pin(views: list[Any]) -> list[Any]:
     """Hold an export of every bytearray while a job outlives its submit call
     (the same list when nothing needs one: memoryviews and bytes hold themselves)."""
