@@ -21,35 +21,42 @@ from collections import deque
 
 SLICE = 0.0005  # seconds of inline completions per loop iteration
 GATE_WIDTH = 4  # tasks let through the gate per loop iteration
-SPENT = 1 << 62  # the streak once the slice is spent
+CREDIT = 3  # inline awaits let on between two looks at the clock
 _clock = time.perf_counter
 
 
 class Budget:
-    """One context's slice of each loop iteration, and its gate."""
+    """One context's slice of each loop iteration, and its gate.
 
-    __slots__ = ("_ends", "_gate", "_opening", "streak")
+    An inline await takes one ``credit`` if there is one (``credit -= 1``, no
+    call); at 0 it asks ``gate``, which looks at the clock and either gives
+    CREDIT more or says to wait.  So the clock is read at every fourth
+    inline await, and a slice overruns by at most CREDIT completions.
+    """
+
+    __slots__ = ("_ends", "_gate", "_opening", "_spent", "_started", "credit")
 
     def __init__(self) -> None:
-        self.streak = 0  # inline awaits in this iteration (SPENT once the slice is)
+        self.credit = 0  # inline awaits that may go on before gate() is asked again
+        self._started = False  # this iteration's slice has started
+        self._spent = False  # ... and is spent: every inline await waits at the gate
         self._ends = 0.0  # when this iteration's slice ends
         self._gate: deque[asyncio.Future[None]] = deque()  # tasks waiting their turn
         self._opening = False  # a call to _open is scheduled
 
     def gate(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
-        """None if an inline await may go on now, else the future to wait for.
-        (The clock is read at every fourth inline await: a slice overruns by
-        at most three completions.)"""
-        streak = self.streak
-        if streak == 0:  # the first inline await of this iteration: the slice starts
+        """None if an inline await may go on now (with CREDIT more after it),
+        else the future to wait for."""
+        if not self._started:  # the first inline await of this iteration: the slice starts
             loop.call_soon(self._reset)
+            self._started = True
             self._ends = _clock() + SLICE
-            self.streak = 1
+            self.credit = CREDIT
             return None
-        if streak < SPENT and (streak & 3 or _clock() <= self._ends):
-            self.streak = streak + 1
+        if not self._spent and _clock() <= self._ends:
+            self.credit = CREDIT
             return None
-        self.streak = SPENT
+        self._spent = True
         fut = loop.create_future()
         self._gate.append(fut)
         if not self._opening:
@@ -58,7 +65,9 @@ class Budget:
         return fut
 
     def _reset(self) -> None:
-        self.streak = 0
+        """The iteration is over: the next one starts a slice of its own."""
+        self._started = self._spent = False
+        self.credit = 0
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let the next GATE_WIDTH waiting tasks through (they run next iteration)."""

@@ -202,13 +202,14 @@ class AioContext(Pipeline):
             cb._ctx = None
             self._submit(cb, LIO_READ)  # refused there, after the checks, with the reason
             return
-        cb._key, cb._op, cb._off, cb._n, cb._progress = fd, LIO_READ, offset, len(buf), 0
+        cb._op = LIO_READ  # (the rest of the snapshot only for a job that goes on)
         sev = cb.sigevent
         if sev is not None and sev.notify != SIGEV_NONE:
             cb._sev = sev  # submit.notifying's rule, without the call: the hot path
         try:
             got = _preadv(fd, [buf], offset, RWF_NOWAIT)
         except OSError as exc:
+            cb._key, cb._off, cb._n, cb._progress = fd, offset, len(buf), 0
             if exc.errno == errno.ESPIPE:  # a socket, pipe or tty: ready, or parked
                 cb._views = [memoryview(buf)]
                 self._start(cb, os.O_RDONLY, None, tried=True)
@@ -227,7 +228,8 @@ class AioContext(Pipeline):
             if self._asleep:
                 self._waiters.wake()
             return
-        cb._progress = got  # partly cached: the rest from where the cache ended
+        # partly cached: the rest from where the cache ended
+        cb._key, cb._off, cb._n, cb._progress = fd, offset, len(buf), got
         cb._views = [memoryview(buf)]
         self._start(cb, os.O_RDONLY, None, tried=True, checked=False)
 
@@ -347,9 +349,11 @@ class AioContext(Pipeline):
             except asyncio.CancelledError:
                 self._cancelled_while_waiting(cb)
                 raise
+        elif (budget := self._budget).credit:  # the yield budget's credit: go on
+            budget.credit -= 1
         else:
             assert loop is not None
-            turn = self._budget.gate(loop)
+            turn = budget.gate(loop)
             if turn is not None:
                 try:
                     yield from turn.__await__()  # the slice is spent: wait at the gate
@@ -361,7 +365,7 @@ class AioContext(Pipeline):
             if cb._error:
                 raise failed(cb._error)
             return cb._status
-        return self._reap(cb, raising=True)
+        return self._reap(cb, True)  # (raising: positional, a call the interpreter specializes)
 
     def _cancelled_while_waiting(self, cb: Aiocb) -> None:
         """Rule 8: cancel the job if it is still waiting its turn; otherwise it

@@ -230,12 +230,12 @@ class Pipeline(Owner):
 
     def _tell(self, notice: Notice) -> None:
         """Deliver one finished job's notifications, as they were when it finished."""
-        cb, gen = notice.cb, notice.gen
-        if notice.sigevent is not None:
+        cb, gen, sigevent, batch, error = notice  # (one unpack: cheaper than the fields)
+        if sigevent is not None:
             assert self._loop is not None
-            deliver(notice.sigevent, self._loop, cb, notice.error, gen=gen)
-        if notice.batch is not None:
-            notice.batch.job_done(notice.error)
+            deliver(sigevent, self._loop, cb, error, gen=gen)
+        if batch is not None:
+            batch.job_done(error)
         if cb._autoreap and cb._gen == gen and cb._ctx is self and cb._state is DONE:
             self._reap(cb, raising=False)
 

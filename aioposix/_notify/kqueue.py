@@ -354,7 +354,8 @@ class Kqueue:
         if knote.filter == EVFILT_AIO and knote.ident._gen != knote.gen:
             # the job was reaped: its knote went with it, unless a rundown freed
             # the job before its event was ever reported (then it is, once)
-            owed = (knote.final or self._owed_now(knote.ident, knote.gen)) and not knote.delivered
+            owed = (knote.final or (bool(self._owed) and self._owed_now(knote.ident, knote.gen))
+                    ) and not knote.delivered
             self._delete(knote)
             return self._event(knote) if owed else None
         event = self._event(knote)
