@@ -1,4 +1,4 @@
-"""Drawing and submitting the jobs of tests/test_model.py.
+"""Drawing and submitting the jobs of tests/context/test_model.py.
 
 Every draw depends only on earlier draws and on lists that earlier draws
 decide (the reusable cbs), never on what the library has done meanwhile.

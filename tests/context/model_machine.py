@@ -1,4 +1,4 @@
-"""The machinery of the state machine of tests/test_model.py: its setup and
+"""The machinery of the state machine of tests/context/test_model.py: its setup and
 teardown, running a rule on its loop, seeing jobs finish, and the checks.
 
 Replayable by construction: the rules draw every choice from hypothesis

@@ -1,4 +1,4 @@
-"""The reference model of tests/test_model.py: jobs, files and streams.
+"""The reference model of tests/context/test_model.py: jobs, files and streams.
 
 Nothing here calls the library; it only records what was submitted and
 seen, and says what the contract (docs/contract.md) allows.

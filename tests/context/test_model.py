@@ -17,14 +17,14 @@ io_uring+inline setting included), with random sequences of:
   module-level calls on the loop's default context, and jobs of a second
   thread on its own loop.
 
-Every answer is checked against the model (tests/model_state.py): a byte
+Every answer is checked against the model (tests/context/model_state.py): a byte
 holds the last write ordered before the read or one of the writes not
 ordered among themselves; O_APPEND writes land in submission order; streams
 deliver in order with nothing lost; each finished job notifies exactly once.
 
 Replayable: every choice is a hypothesis draw made before the library is
 called, jobs are picked by drawn indices over deterministic lists (see
-tests/model_machine.py); what depends on timing is only checked.
+tests/context/model_machine.py); what depends on timing is only checked.
 HYPOTHESIS_PROFILE=long runs far more examples, not derandomized.
 """
 
