@@ -29,7 +29,7 @@ from aioposix import (
 )
 
 INDEX = st.integers(0, 2**16)  # an index into a list whose length depends on the run
-TARGETS = ("file", "file", "append", "direct", "socket", "pipe", "fifo")
+TARGETS = ("file", "file", "append", "direct", "socket", "pipe", "fifo", "tty")
 KINDS = {"file": ("read", "readv", "write", "writev", "fsync"),
          "append": ("write", "writev", "fsync"),
          "direct": ("read", "write", "fsync")}

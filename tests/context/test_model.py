@@ -8,7 +8,8 @@ io_uring+inline setting included), with random sequences of:
   and O_DSYNC, lio_listio with LIO_WAIT/LIO_NOWAIT and LIO_SYNC/LIO_DSYNC
   entries) on a regular file (writes overlapping anything in flight), an
   O_APPEND file, an O_DIRECT file (whole blocks on an aligned buffer), a
-  socket pair, a pipe and a FIFO, each job with its own sigevent
+  socket pair, a pipe, a FIFO and a pty (written on its master, read on its
+  slave tty, in raw mode), each job with its own sigevent
   (SIGEV_THREAD, SIGEV_SIGNAL with a real signal handler, SIGEV_KEVENT on a
   Kqueue) and the cb sometimes reused;
 - aio_error, aio_return, ``await cb``, aio_suspend, aio_waitcomplete,
