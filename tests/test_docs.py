@@ -27,6 +27,8 @@ def test_example_runs_and_prints_what_the_page_shows(example: check_examples.Exa
     assert not problems, f"{_id(example)}:\n" + "\n".join(problems)
     if example.shown is not None:
         assert len(result.stdout.splitlines()) == len(example.shown)
+    else:  # an example that prints must show what it prints
+        assert not result.stdout, f"{_id(example)} prints but does not show:\n{result.stdout}"
 
 
 def test_the_readme_shows_the_output_of_its_examples() -> None:

@@ -5,7 +5,8 @@ Each test writes a small test module that uses the fixtures ``aioposix_context``
 process (pytester), and reads the outcomes: under pytest-asyncio (``-p asyncio``;
 this project's own configuration turns it off) and under AnyIO's plugin on the
 asyncio loop and on uvloop, each with the file backend left to its default and
-with ``AIOPOSIX_BACKEND=threads``.  The plugin is found through its ``pytest11``
+with ``AIOPOSIX_BACKEND=threads`` (and a user test checks that the backend in
+use is the one the run's id names).  The plugin is found through its ``pytest11``
 entry point: nothing in the user's files names it.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 import pytest
+
+import aioposix
 
 pytest_plugins = ("pytester",)
 
@@ -94,12 +97,16 @@ def test_sysctl_set(aioposix_sysctl):
 
 def test_sysctl_back():
     assert aioposix.sysctl["vfs.aio.max_aio_per_proc"] == SYSCTL["before"] != 3
+
+
+def test_backend_is_the_one_the_run_names():
+    assert aioposix.sysctl["vfs.aio.backend_active"] == os.environ["EXPECTED_BACKEND"]
 '''
 
-USER_PASSED = 7
+USER_PASSED = 8
 USER_NAMES = ("test_context_reads", "test_context_left_busy", "test_context_was_run_down",
               "test_fault_seen", "test_fault_gone_after_the_test", "test_sysctl_set",
-              "test_sysctl_back")
+              "test_sysctl_back", "test_backend_is_the_one_the_run_names")
 
 ANYIO_HEADER = '''
 
@@ -150,8 +157,12 @@ def test_fixtures_in_a_user_run(pytester: pytest.Pytester, monkeypatch: pytest.M
                                 run: str, backend: str) -> None:
     if backend == "default":
         monkeypatch.delenv("AIOPOSIX_BACKEND", raising=False)
+        # the default setting: io_uring where it works here
+        works = aioposix.sysctl["vfs.aio.io_uring"] == "available"
+        monkeypatch.setenv("EXPECTED_BACKEND", "io_uring" if works else "threads")
     else:
         monkeypatch.setenv("AIOPOSIX_BACKEND", backend)
+        monkeypatch.setenv("EXPECTED_BACKEND", backend)
     options, mark, header, ini = RUNS[run]
     if "asyncio" in options:
         pytest.importorskip("pytest_asyncio")

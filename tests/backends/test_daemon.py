@@ -135,7 +135,7 @@ async def test_statistics_active_counts_only_running_jobs_while_the_loop_is_busy
 
 
 async def test_another_context_is_served_before_a_long_queue(aio: Env) -> None:
-    """The seed's aio_selectjob fairness: a job of context B, submitted after
+    """FreeBSD's aio_selectjob fairness: a job of context B, submitted after
     context A queued 2000, runs before the rest of A's queue.
 
     A's job i writes block i of a file, in queue order, so the file's size says

@@ -1,4 +1,4 @@
-"""Drawing and submitting the jobs of tests/test_model.py.
+"""Drawing and submitting the jobs of tests/context/test_model.py.
 
 Every draw depends only on earlier draws and on lists that earlier draws
 decide (the reusable cbs), never on what the library has done meanwhile.
@@ -29,7 +29,7 @@ from aioposix import (
 )
 
 INDEX = st.integers(0, 2**16)  # an index into a list whose length depends on the run
-TARGETS = ("file", "file", "append", "direct", "socket", "pipe", "fifo")
+TARGETS = ("file", "file", "append", "direct", "socket", "pipe", "fifo", "tty")
 KINDS = {"file": ("read", "readv", "write", "writev", "fsync"),
          "append": ("write", "writev", "fsync"),
          "direct": ("read", "write", "fsync")}

@@ -1,4 +1,4 @@
-"""The machinery of the state machine of tests/test_model.py: its setup and
+"""The machinery of the state machine of tests/context/test_model.py: its setup and
 teardown, running a rule on its loop, seeing jobs finish, and the checks.
 
 Replayable by construction: the rules draw every choice from hypothesis
@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import traceback
+import tty
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -149,8 +150,11 @@ class MachineBase(RuleBasedStateMachine):
         fr = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         fw = os.open(fifo, os.O_WRONLY)
         os.set_blocking(fr, True)
+        master, slave = os.openpty()
+        tty.setraw(slave)  # bytes pass unchanged: no echo, no line editing, no signals
         self.streams = [StreamModel("socket", self.sock_r.fileno(), self.sock_w.fileno()),
-                        StreamModel("pipe", r, w), StreamModel("fifo", fr, fw)]
+                        StreamModel("pipe", r, w), StreamModel("fifo", fr, fw),
+                        StreamModel("tty", slave, master)]
 
     def _loop_error(self, _loop: object, context: dict[str, Any]) -> None:
         exc = context.get("exception")

@@ -1,4 +1,4 @@
-"""More rules of the state machine of tests/test_model.py: refused submits, a
+"""More rules of the state machine of tests/context/test_model.py: refused submits, a
 queue limit, the module-level calls, and a second thread on its own loop.
 
 Each is self-contained: whatever it submits is finished (or refused) and freed

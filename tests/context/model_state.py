@@ -1,4 +1,4 @@
-"""The reference model of tests/test_model.py: jobs, files and streams.
+"""The reference model of tests/context/test_model.py: jobs, files and streams.
 
 Nothing here calls the library; it only records what was submitted and
 seen, and says what the contract (docs/contract.md) allows.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import errno
 import os
+import select
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,7 +122,7 @@ class FileModel:
 
 
 class StreamModel:
-    """A pipe, FIFO or socket pair: reads on ``rfd``, writes on ``wfd``."""
+    """A pipe, FIFO, socket pair or pty: reads on ``rfd``, writes on ``wfd``."""
 
     def __init__(self, name: str, rfd: int, wfd: int) -> None:
         self.name, self.rfd, self.wfd = name, rfd, wfd
@@ -152,15 +154,28 @@ class StreamModel:
         if rest is not None:
             assert got + rest == sent, f"{self.name}: {got!r} + {rest!r} != sent {sent!r}"
 
-    def drain(self) -> bytes:
-        """What is left to read, without blocking."""
+    def drain(self, settle: float = 2.0) -> bytes:
+        """What is left to read once every job is resolved.  A pty hands what its
+        master wrote to the slave's side a moment later (a kernel worker moves
+        it), so reading goes on for up to ``settle`` seconds while less than the
+        writes sent and the reads did not get has arrived."""
+        want = len(self.sent()) - len(self.received())
+        deadline = time.monotonic() + settle
         os.set_blocking(self.rfd, False)
         rest = b""
         try:
-            while chunk := os.read(self.rfd, 65536):
+            while True:
+                try:
+                    chunk = os.read(self.rfd, 65536)
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if len(rest) >= want or left <= 0:
+                        break
+                    select.select([self.rfd], [], [], min(left, 0.05))
+                    continue
+                if not chunk:
+                    break
                 rest += chunk
-        except BlockingIOError:
-            pass
         finally:
             os.set_blocking(self.rfd, True)
         return rest

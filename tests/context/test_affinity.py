@@ -90,6 +90,11 @@ def from_no_loop(ctx: AioContext, call: Call, cb: Aiocb) -> BaseException | None
     return on_thread(run)
 
 
+# what the RuntimeError says, by where the call came from
+SAYS = {from_another_loop: "this AioContext belongs to another event loop",
+        from_no_loop: "must be made from a running event loop"}
+
+
 @pytest.mark.parametrize("where", [from_another_loop, from_no_loop],
                          ids=["another-loop", "no-loop"])
 @pytest.mark.parametrize("name", list(CALLS))
@@ -104,6 +109,7 @@ async def test_a_call_from_elsewhere_is_refused_with_nothing_queued(
         cb = Aiocb(fd, bytearray(16), iov=[bytearray(16)], lio_opcode=LIO_READ)
         raised = where(ctx, CALLS[name], cb)
         assert isinstance(raised, RuntimeError), raised
+        assert SAYS[where] in str(raised), raised
         assert cb.state is aioposix.JobState.IDLE
         assert sysctl["vfs.aio.num_queue_count"] == queued
         stats = ctx.statistics()
@@ -123,6 +129,7 @@ async def test_awaiting_a_job_from_another_loop_is_refused(aio: Env) -> None:
             await cb
         raised = on_thread(lambda: asyncio.run(other()))
         assert isinstance(raised, RuntimeError), raised
+        assert SAYS[from_another_loop] in str(raised), raised
         os.write(w, b"ping")
         assert await asyncio.wait_for(cb, 10) == 4
     finally:

@@ -8,7 +8,8 @@ io_uring+inline setting included), with random sequences of:
   and O_DSYNC, lio_listio with LIO_WAIT/LIO_NOWAIT and LIO_SYNC/LIO_DSYNC
   entries) on a regular file (writes overlapping anything in flight), an
   O_APPEND file, an O_DIRECT file (whole blocks on an aligned buffer), a
-  socket pair, a pipe and a FIFO, each job with its own sigevent
+  socket pair, a pipe, a FIFO and a pty (written on its master, read on its
+  slave tty, in raw mode), each job with its own sigevent
   (SIGEV_THREAD, SIGEV_SIGNAL with a real signal handler, SIGEV_KEVENT on a
   Kqueue) and the cb sometimes reused;
 - aio_error, aio_return, ``await cb``, aio_suspend, aio_waitcomplete,
@@ -17,14 +18,14 @@ io_uring+inline setting included), with random sequences of:
   module-level calls on the loop's default context, and jobs of a second
   thread on its own loop.
 
-Every answer is checked against the model (tests/model_state.py): a byte
+Every answer is checked against the model (tests/context/model_state.py): a byte
 holds the last write ordered before the read or one of the writes not
 ordered among themselves; O_APPEND writes land in submission order; streams
 deliver in order with nothing lost; each finished job notifies exactly once.
 
 Replayable: every choice is a hypothesis draw made before the library is
 called, jobs are picked by drawn indices over deterministic lists (see
-tests/model_machine.py); what depends on timing is only checked.
+tests/context/model_machine.py); what depends on timing is only checked.
 HYPOTHESIS_PROFILE=long runs far more examples, not derandomized.
 """
 

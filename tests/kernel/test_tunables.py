@@ -15,7 +15,7 @@ from aioposix import Aiocb, AioContext, sysctl
 if TYPE_CHECKING:
     from conftest import Env
 
-# The seed's defaults (vfs_aio.c's SYSCTL block), by name.
+# FreeBSD's defaults (the SYSCTL block of vfs_aio.c), by name.
 DEFAULTS: dict[str, int | float] = {
     "vfs.aio.max_aio_procs": 32,
     "vfs.aio.target_aio_procs": 4,
@@ -41,7 +41,7 @@ def defaults() -> Iterator[None]:
     sysctl.reset()  # type: ignore[attr-defined]
 
 
-def test_every_tunable_has_the_seeds_default() -> None:
+def test_every_tunable_has_freebsds_default() -> None:
     for name, value in DEFAULTS.items():
         assert sysctl[name] == value, name
         assert isinstance(sysctl[name], int if name in COUNTS else int | float), name
