@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import errno
 import fcntl
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -310,14 +312,28 @@ async def test_an_open_cancelled_while_it_is_made_leaves_no_descriptor(
     descriptor it gave is closed."""
     fifo = aio.tmp / "fifo"
     os.mkfifo(fifo)
+    started = threading.Event()  # a worker is in os.open: the job can no longer be taken back
+    real_open = os.open
+
+    def watched_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if path == fifo:
+            started.set()
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", watched_open)
     with closed_for_nobody(monkeypatch) as found:
+        before = ring_ops._submitted
         task = asyncio.ensure_future(aopen(fifo, "wb"))
-        await asyncio.sleep(0.05)
+        if aio.slow_path == "pool":
+            await aio.until(started.is_set)
+        else:
+            await aio.until(lambda: ring_ops._submitted == before + 1)
+            await asyncio.sleep(0.01)  # the SQE entered: the kernel waits for a reader
         assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the open can finish now
+        reader = real_open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the open can finish now
         try:
             await aio.until(lambda: len(found) == 1)
         finally:
@@ -352,13 +368,23 @@ async def test_an_open_cancelled_after_its_cqe_came_leaves_no_descriptor(
 async def test_a_fifo_opened_for_reading_waits_for_a_writer(aio: Env) -> None:
     fifo = aio.tmp / "fifo"
     os.mkfifo(fifo)
+    writers: list[int] = []
+
+    def writer_opened() -> bool:
+        try:  # ENXIO until the open waits as a reader of the FIFO
+            writers.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as exc:
+            assert exc.errno == errno.ENXIO
+            return False
+        return True
+
     with kernel_calls(aio, 2):
         task = asyncio.ensure_future(aopen(fifo, "rb"))
         await asyncio.sleep(0.05)
         assert not task.done()  # as open(2) waits
-        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a reader waits: no ENXIO
-        os.write(writer, b"through the fifo")
-        os.close(writer)
+        await aio.until(writer_opened)
+        os.write(writers[0], b"through the fifo")
+        os.close(writers[0])
         async with await asyncio.wait_for(task, 10) as f:
             assert await f.read() == b"through the fifo"
 
