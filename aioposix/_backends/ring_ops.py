@@ -3,7 +3,9 @@
 ``aioposix.os`` runs stat (IORING_OP_STATX), rename and replace
 (IORING_OP_RENAMEAT), remove, unlink and rmdir (IORING_OP_UNLINKAT), mkdir
 (IORING_OP_MKDIRAT), symlink (IORING_OP_SYMLINKAT), link (IORING_OP_LINKAT)
-and fsync (IORING_OP_FSYNC) as kernel-submitted jobs where it can: the loop
+and fsync (IORING_OP_FSYNC), and ``aioposix.open`` opens a path
+(IORING_OP_OPENAT) and its file's awaited close closes the fd
+(IORING_OP_CLOSE), as kernel-submitted jobs where they can: the loop
 thread writes one SQE (``Ring.submit_op``), the kernel makes the call, and
 the CQE resumes the awaiting task; no thread of ours takes part.  The result
 is what ``os`` gives: an ``os.stat_result`` built from ``struct statx`` as
@@ -11,7 +13,7 @@ is what ``os`` gives: an ``os.stat_result`` built from ``struct statx`` as
 strerror, filename, filename2); the calls that raise an audit event in
 ``os`` raise the same one here.
 
-Each function below returns None (``stat``) or False (the others) when the
+Each function below returns None (``stat``, ``open``) or False (the others) when the
 call cannot go that way, and the caller then makes it a pool job
 (``aioposix._backends.offload``):
 - io_uring is unavailable here, or ``vfs.aio.backend`` is ``threads``
@@ -20,23 +22,28 @@ call cannot go that way, and the caller then makes it a pool job
   IORING_REGISTER_PROBE;
 - an argument of a form the kernel path does not take: a path that is not
   str, bytes or os.PathLike, or holds a NUL; a dir_fd or mode that is not a
-  plain int in range; an fd given as an object with ``fileno()``.  ``os``
-  then raises what it raises, or makes the call;
+  plain int in range; an fd given as an object with ``fileno()``; open's
+  flags or mode not a plain int in range.  ``os`` then raises what it
+  raises, or makes the call;
 - the ring already holds as many requests as its CQ can take.
 
 What the kernel reads or writes (the encoded paths, the statx buffer) is
 held in the request's ``keep`` until its CQE.  A request given to the
 kernel cannot be taken back: a task cancelled while it waits gets
 CancelledError at once, the kernel still makes the call (the rename
-happens) and its result is dropped.
+happens) and its result is dropped; but for an open, whose result is a
+descriptor: that one is closed (on the CQE, or by the cancelled task if the
+CQE came before it ran), so none is left open for nobody.
 
 A loop holds its ring for these calls from the first one until it shuts
 down (``shutdown_asyncgens``, which asyncio.run calls); a loop closed
 without that leaves its ring to the reaper, which closes it.
 
-IORING_OP_OPENAT and IORING_OP_CLOSE are not used: no call of
-``aioposix.os`` opens or closes a file (``aioposix.open`` opens on the
-loop thread).
+The kernel makes an IORING_OP_OPENAT without waiting where it can (as if
+O_NONBLOCK were given, the flag then cleared): a FIFO opened for reading
+does not wait for a writer there, so ``aioposix._file.base.open_fd``
+opens one again the way open(2) does.  What ``aioposix.open`` does not
+open by a path (an fd, an ``opener``) does not come here.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import ctypes
 import os
 import struct
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Final
 
 from aioposix._backends import ring as uring
@@ -57,6 +64,8 @@ from aioposix._kernel.kernel import KERNEL
 
 # enum io_uring_op (include/uapi/linux/io_uring.h)
 OP_FSYNC: Final = 3
+OP_OPENAT: Final = 18
+OP_CLOSE: Final = 19
 OP_STATX: Final = 21
 OP_RENAMEAT: Final = 35
 OP_UNLINKAT: Final = 36
@@ -158,20 +167,33 @@ def _done(future: asyncio.Future[int], result: int, err: int) -> None:
     future.set_result(-err if err else result)
 
 
-async def _submit(ring: uring.Ring, keep: object, opcode: int, fd: int, *, off: int = 0,
-                  addr: int = 0, length: int = 0, op_flags: int = 0) -> int | None:
-    """One SQE; the CQE's result (negative: -errno), or None if the ring is full."""
+Done = Callable[[asyncio.Future[int], int, int], None]
+
+
+def _start(ring: uring.Ring, keep: object, opcode: int, fd: int, *, off: int = 0,
+           addr: int = 0, length: int = 0, op_flags: int = 0,
+           done: Done = _done) -> asyncio.Future[int] | None:
+    """One SQE; the future of the CQE's result (negative: -errno), or None if the
+    ring is full.  ``done`` gets the CQE (``_done``: the result to the future)."""
     global _submitted
     loop = ring.loop
     assert loop is not None
     future: asyncio.Future[int] = loop.create_future()
     try:
-        ring.submit_op(future, _done, keep, opcode, fd, off=off, addr=addr,
+        ring.submit_op(future, done, keep, opcode, fd, off=off, addr=addr,
                        length=length & 0xFFFFFFFF, op_flags=op_flags)
     except BlockingIOError:
         return None  # (an audit event, if any, is raised again by the pool job's os call)
     _submitted += 1
-    return await future
+    return future
+
+
+async def _submit(ring: uring.Ring, keep: object, opcode: int, fd: int, *, off: int = 0,
+                  addr: int = 0, length: int = 0, op_flags: int = 0) -> int | None:
+    """One SQE; the CQE's result (negative: -errno), or None if the ring is full."""
+    future = _start(ring, keep, opcode, fd, off=off, addr=addr, length=length,
+                    op_flags=op_flags)
+    return None if future is None else await future
 
 
 # -- arguments as os takes them --------------------------------------------------------
@@ -353,6 +375,64 @@ async def fsync(fd: object) -> bool:
     if ring is None or type(fd) is not int or not 0 <= fd <= _INT_MAX:
         return False
     result = await _submit(ring, None, OP_FSYNC, fd)
+    if result is None:
+        return False
+    if result < 0:
+        raise _error(-result)
+    return True
+
+
+# -- open and close: a descriptor handed out, one taken back ------------------------------
+
+
+def _opened(future: asyncio.Future[int], result: int, err: int) -> None:
+    """openat's CQE: as ``_done``, but a descriptor nobody is left to take is closed."""
+    if future.done() or future.get_loop().is_closed():
+        if not err and result >= 0:
+            os.close(result)  # the task was cancelled, or the loop is gone: not leaked
+        return
+    future.set_result(-err if err else result)
+
+
+async def open(path: object, flags: object, mode: object, dir_fd: object = None) -> int | None:
+    """``os.open(path, flags, mode, dir_fd=)`` as IORING_OP_OPENAT (the mode in len, the
+    flags in open_flags, with O_CLOEXEC added as os.open adds it); the new descriptor,
+    or None if not submitted.
+
+    Cancelled while it waits, the kernel may still open the file: the descriptor
+    is then closed, by the CQE's callback or here if the CQE came first."""
+    ring = ring_for(OP_OPENAT)
+    named, dfd = _path(path), _dir_fd(dir_fd)
+    if (ring is None or named is None or dfd is None or type(flags) is not int
+            or not _INT_MIN <= flags <= _INT_MAX or type(mode) is not int
+            or not 0 <= mode <= _INT_MAX):
+        return None
+    flags |= os.O_CLOEXEC
+    sys.audit("open", named[0], None, flags)
+    address, keep = _address(named[1])
+    future = _start(ring, keep, OP_OPENAT, dfd, addr=address, length=mode,
+                    op_flags=flags & 0xFFFFFFFF, done=_opened)
+    if future is None:
+        return None
+    try:
+        result = await future
+    except BaseException:  # cancelled: if the CQE came already, its descriptor is ours
+        if future.done() and not future.cancelled() and future.result() >= 0:
+            os.close(future.result())
+        raise
+    if result < 0:
+        raise _error(-result, named[0])
+    return result
+
+
+async def close(fd: object) -> bool:
+    """``os.close(fd)`` as IORING_OP_CLOSE, for an int fd.
+
+    Cancelled while it waits, the kernel still closes the descriptor."""
+    ring = ring_for(OP_CLOSE)
+    if ring is None or type(fd) is not int or not 0 <= fd <= _INT_MAX:
+        return False
+    result = await _submit(ring, None, OP_CLOSE, fd)
     if result is None:
         return False
     if result < 0:

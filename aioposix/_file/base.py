@@ -20,12 +20,15 @@ import asyncio
 import errno
 import io
 import os
+import stat
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, AnyStr, Generic, TypeVar
 
+from aioposix._backends import offload, ring_ops
 from aioposix._context.context import AioContext
 from aioposix._core.errors import error
 from aioposix._core.job import Aiocb
@@ -186,6 +189,53 @@ def fd_mode(mode: str) -> str:
         if c in mode:
             return f"{c}b{plus}"
     return f"rb{plus}" if "r" in mode or plus else "wb"
+
+
+# -- open(2) and close(2), off the loop thread ---------------------------------------
+
+
+async def open_fd(path: Any, flags: int) -> int:
+    """``os.open(path, flags, 0o666)``: IORING_OP_OPENAT on the loop's ring where
+    io_uring works (``ring_ops.open``), else a pool job, cancellable while queued.
+
+    The kernel tries a ring open without waiting first: a FIFO opened for reading
+    then has no writer to wait for, where open(2) waits.  That descriptor is held
+    while a pool job opens the FIFO again as open(2) does (the FIFO has a reader
+    meanwhile, as it has while open(2) waits), then closed."""
+    fd = await ring_ops.open(path, flags, 0o666)
+    if fd is None:
+        return await _pool_open(path, flags)
+    if flags & os.O_ACCMODE != os.O_RDONLY or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return fd
+    try:
+        return await _pool_open(path, flags)
+    finally:
+        os.close(fd)
+
+
+async def _pool_open(path: Any, flags: int) -> int:
+    """os.open as a pool job.  Cancelled once a worker has started it, the
+    descriptor it gives is closed when it comes (no task is left to take it)."""
+    job = offload._executor().submit(os.open, path, flags, 0o666)
+    try:
+        return await asyncio.wrap_future(job)
+    except BaseException:
+        job.add_done_callback(_close_unclaimed)  # (queued: taken back, nothing to close)
+        raise
+
+
+def _close_unclaimed(job: Future[int]) -> None:
+    if not job.cancelled() and job.exception() is None:
+        os.close(job.result())
+
+
+async def close_fd(fd: int) -> None:
+    """``os.close(fd)``: IORING_OP_CLOSE on the loop's ring where io_uring works
+    (``ring_ops.close``), else a pool job.  Either way a task cancelled while it
+    waits does not stop it: the descriptor is closed all the same."""
+    if not await ring_ops.close(fd):
+        job = asyncio.wrap_future(offload._executor().submit(os.close, fd))
+        await asyncio.shield(job)
 
 
 # -- the shared interface ------------------------------------------------------

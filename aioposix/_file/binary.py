@@ -35,6 +35,7 @@ from aioposix._file.base import (
     CHUNK,
     AsyncFile,
     byte_count,
+    close_fd,
     closed_error,
     detached_error,
     fd_mode,
@@ -313,6 +314,19 @@ class AsyncBinaryFile(AsyncFile[bytes]):
                 done += moved
             return done
 
+    async def readinto1(self, buf: Any) -> int:
+        """Fill ``buf`` with at most one job (io.BufferedReader.readinto1): from
+        what is buffered, else one read; returns the count (0 at EOF)."""
+        self._check_readable()
+        if self._wbuf:
+            await self._flush_writes()
+        with memoryview(buf) as whole, whole.cast("B") as view:
+            if not view.nbytes:
+                return 0
+            if type(buf) is bytearray and not self._buffered() and self._exact(len(buf)):
+                return await self._readinto_exact(buf)  # whole: the cheapest job
+            return await self._readinto_some(view)
+
     async def _readinto_exact(self, buf: Any) -> int:
         got = await read_into_job(self._ctx, self._fd, buf, self._pos)
         self._pos = self._next = self._pos + got
@@ -453,6 +467,9 @@ class AsyncBinaryFile(AsyncFile[bytes]):
     # -- closing ----------------------------------------------------------------------
 
     async def close(self) -> None:
+        """Write out what is buffered, then close the descriptor: IORING_OP_CLOSE
+        where io_uring works, else a pool job (``close_fd``).  The file is closed
+        even if either fails; a task cancelled meanwhile does not stop the close."""
         if self._detached:
             raise detached_error()  # as io's close after detach
         if self._closed:
@@ -460,19 +477,30 @@ class AsyncBinaryFile(AsyncFile[bytes]):
         try:
             await self._flush_writes()
         finally:
-            self._close_fd()
+            fd = self._let_go()
+            if fd is not None:
+                await close_fd(fd)
 
     def _close_fd(self) -> None:
+        """Close now, on this thread (a file whose making failed)."""
+        fd = self._let_go()
+        if fd is not None:
+            os.close(fd)
+
+    def _let_go(self) -> int | None:
+        """Mark the file closed and hand back what is not ours; the descriptor still
+        to close (None: not ours to close, or ``raw``, which owns it, closed it)."""
         self._closed = True
         self._drop_read_ahead()
         if not self._closefd and self._seekable:  # the caller keeps the fd: leave it
             os.lseek(self._fd, self._pos, os.SEEK_SET)  # where we were
+        fd: int | None = self._fd if self._closefd else None
         if self._rawio is not None:
             self._rawio.close()  # closes the fd if it is ours
-        elif self._closefd:
-            os.close(self._fd)
+            fd = None
         if self._closer is not None:
             self._closer()
+        return fd
 
     # -- the descriptor as a plain io object ------------------------------------------
 

@@ -9,11 +9,13 @@ aioposix.open(...)``, like aiofiles.  Binary modes give an
 ``AsyncFile`` (``_filebase``).  ``wrap()`` makes one of an io file object
 that is already open (aiofiles.threadpool.wrap), and ``_tempfile`` uses it.
 
-open(2) is made inline, on the loop thread, when the result is awaited: a
-metadata call that does not wait for the disk on a local filesystem, and a
-job for it would cost more than the call itself.  One task at a time per
-file: like io objects, an AsyncFile is not meant to be shared by
-concurrent tasks.
+The file is opened when the result is awaited, off the loop thread: with
+IORING_OP_OPENAT on the loop's io_uring ring where io_uring works, as a pool
+job otherwise (``open_fd`` in ``aioposix._file.base``).  An ``opener`` is
+called as before, on the loop thread, and an fd is taken as it is.  Closing
+the file closes its fd with IORING_OP_CLOSE, or a pool job (``close_fd``).
+One task at a time per file: like io objects, an AsyncFile is not meant to
+be shared by concurrent tasks.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 from aioposix._context.context import AioContext
 from aioposix._context.default import current_context
 from aioposix._core.running import running_loop
-from aioposix._file.base import CHUNK, AsyncFile
+from aioposix._file.base import CHUNK, AsyncFile, open_fd
 from aioposix._file.binary import AsyncBinaryFile
 from aioposix._file.text import NEWLINES, AsyncTextFile
 
@@ -118,7 +120,7 @@ def open(path: FileArg, mode: str = "r", buffering: int = -1,
 
     async def make() -> AsyncFile[Any]:
         ctx = context if context is not None else _running_context()
-        raw = _open_binary(path, mode, buffering, closefd, opener, ctx)
+        raw = await _open_binary(path, mode, buffering, closefd, opener, ctx)
         if not text:
             return raw
         try:
@@ -170,18 +172,18 @@ def _os_flags(mode: str) -> int:
     return flags | os.O_CREAT | os.O_EXCL
 
 
-def _open_fd(path: FileArg, mode: str, closefd: bool, opener: Opener | None) -> int:
-    """The descriptor: opened here, or given (an fd of a directory is
-    refused, and left open, as the builtin open does)."""
+async def _open_fd(path: FileArg, mode: str, closefd: bool, opener: Opener | None) -> int:
+    """The descriptor: opened by ``open_fd`` or the opener, or given (an fd
+    of a directory is refused, and left open, as the builtin open does)."""
     if isinstance(path, int):
         _refuse_directory(path, path)
         return path
     if not closefd:
         raise ValueError("Cannot use closefd=False with file name")
     flags = _os_flags(mode)
-    fd = opener(path, flags) if opener is not None else os.open(path, flags, 0o666)
+    fd = opener(path, flags) if opener is not None else await open_fd(path, flags)
     try:
-        _refuse_directory(fd, path)
+        _refuse_directory(fd, os.fspath(path))  # the name as io reports it
     except BaseException:
         os.close(fd)
         raise
@@ -193,9 +195,9 @@ def _refuse_directory(fd: int, name: FileArg) -> None:
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
 
 
-def _open_binary(path: FileArg, mode: str, buffering: int, closefd: bool,
-                 opener: Opener | None, ctx: AioContext) -> AsyncBinaryFile:
-    fd = _open_fd(path, mode, closefd, opener)
+async def _open_binary(path: FileArg, mode: str, buffering: int, closefd: bool,
+                       opener: Opener | None, ctx: AioContext) -> AsyncBinaryFile:
+    fd = await _open_fd(path, mode, closefd, opener)
     name = path if isinstance(path, int) else os.fspath(path)
     try:
         return AsyncBinaryFile(fd, name=name, mode=mode, context=ctx, buffering=buffering,
