@@ -36,7 +36,8 @@ UNAVAILABLE = 77
 PRIVATE = {
     "threadpool/test_concurrency.py::test_slow_file":
         "patches aiofiles.threadpool.sync_open (the builtin open run in a thread) with a "
-        "slow one; aioposix never calls it: open(2) is made on the loop thread",
+        "slow one; aioposix never calls it: its open is an io_uring openat (or a pool "
+        "job), not the builtin open",
 }
 
 INI = """[pytest]
