@@ -194,7 +194,7 @@ class Bridge:
                     continue  # done at the first try, or refused
                 tried = channel.mode == NOWAIT
             cb._state = PARKED
-            cb._bridge_key = key
+            cb._bridge_key = channel.key  # (the channel's own tuple: a parked job holds no copy)
             channel.jobs.append((cb, finish, cb._gen))
             channel.live += 1
             if channel.live == 1 and not tried:
@@ -247,7 +247,7 @@ class Bridge:
         jobs = channel.jobs
         while jobs:
             cb, finish, gen = jobs[0]
-            if cb._state is not PARKED or cb._gen != gen or cb._bridge_key != channel.key:
+            if cb._state is not PARKED or cb._gen != gen or cb._bridge_key is not channel.key:
                 # taken back (cancelled), and maybe reaped and submitted again since
                 jobs.popleft()
                 continue
