@@ -20,9 +20,11 @@ from just before the submit to just after the await returns
 Every read, ramp included, is then checked in full by the job's ``Check``
 (``_cli_verify``), outside the latency and inside the time the IOPS are
 measured over, the same comparison for every engine; its time is added up
-(``Meter.verify_ns``).  A write writes the block of its offset, copied from
-the job's ``Check`` into the engine's own buffer (or a ``bytes``), one copy
-of ``bs`` bytes for every engine.
+(``Meter.verify_ns``; for an engine with threads of its own, aiofiles, that
+time includes waits for the GIL).  A write writes the block of its offset,
+copied from the job's ``Check`` into the engine's own buffer (or a
+``bytes``) inside the write's latency, one copy of ``bs`` bytes for every
+engine.
 """
 
 from __future__ import annotations
