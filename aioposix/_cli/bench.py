@@ -1,13 +1,19 @@
 """``aioposix bench``: a fio-shaped workload runner, aioposix beside its peers.
 
 One workload (rw, bs, iodepth, numjobs, size, runtime, ...) runs on one
-file, filled and read once into the page cache, with each engine in turn
-(``_bench_engines`` says how each is used).  An engine runs ``numjobs``
-jobs at once, each a thread with its own event loop and ``iodepth`` tasks
-(the sync engine: one task); the jobs open their sessions, meet at a
-barrier, run ``ramp_time`` seconds uncounted and then ``runtime`` seconds
-counted, and their figures are summed (``_bench_report``).  Reads end with
-a check that one block read through the engine equals ``os.pread``'s.
+file, laid out with the check pattern and read once into the page cache,
+with each engine in turn (``_cli_engines`` says how each is used).  An
+engine runs ``numjobs`` jobs at once, each a thread with its own event loop
+and ``iodepth`` tasks (the sync engine: one task); the jobs open their
+sessions, meet at a barrier, run ``ramp_time`` seconds uncounted and then
+``runtime`` seconds counted, and their figures are summed (``_cli_report``).
+Every byte every engine reads is compared with what the file holds
+(``_cli_verify``); a read that differs fails that engine, and the run exits
+with status 1 and a message naming the engine, the offset and the byte.
+
+``READY_HOOKS`` is a test hook: each is called with the workload (its path
+filled in) once the file is laid out and cached, before the first engine
+runs; the tests corrupt the file there to see the check catch it.
 
 The aioposix engine uses the loop's default context, which copies its
 quotas from ``aioposix.sysctl`` when it is made: a workload deeper than
@@ -20,7 +26,6 @@ import asyncio
 import contextlib
 import errno
 import os
-import random
 import sys
 import tempfile
 import threading
@@ -30,7 +35,6 @@ from dataclasses import dataclass, replace
 
 from aioposix._cli.engines import Meter, Session, Skip, Workload, make_picker, open_session
 from aioposix._cli.report import (
-    MiB,
     Progress,
     Result,
     describe_workload,
@@ -41,6 +45,7 @@ from aioposix._cli.report import (
     set_ratios,
     summarize,
 )
+from aioposix._cli.verify import Check, Pattern, lay_out
 from aioposix._kernel.kernel import KERNEL
 
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "readwrite", "randrw")
@@ -49,6 +54,7 @@ BARRIER_TIMEOUT = 60.0  # seconds the jobs of an engine wait for each other to b
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+READY_HOOKS: list[Callable[[Workload], None]] = []  # a test hook: see the module docstring
 
 
 class UsageError(Exception):
@@ -78,7 +84,7 @@ class Outcome:
     seconds: float = 0.0
     skipped: str | None = None
     error: str | None = None
-    verified: bool | None = None
+    verified_bytes: int = 0  # bytes read, compared with the file's and found equal
 
 
 async def drive(session: Session, w: Workload, meters: list[Meter],
@@ -102,38 +108,27 @@ async def drive(session: Session, w: Workload, meters: list[Meter],
     return meter, max(time.perf_counter_ns() - ramp_end, 1) / 1e9
 
 
-async def verify(session: Session, w: Workload) -> bool:
-    """One random block through the engine equals os.pread's."""
-    offset = random.Random(w.seed).randrange(w.blocks) * w.bs
-    fd = os.open(w.path, os.O_RDONLY)
+async def run_job(name: str, w: Workload, pattern: Pattern, index: int,
+                  barrier: threading.Barrier, meters: list[Meter]) -> Outcome:
+    check = Check(name, pattern)  # this job's own: it stamps its copies in place
     try:
-        return await session.read_block(offset) == os.pread(fd, w.bs, offset)
-    finally:
-        os.close(fd)
-
-
-async def run_job(name: str, w: Workload, index: int, barrier: threading.Barrier,
-                  meters: list[Meter]) -> Outcome:
-    payload = random.Random(w.seed).randbytes(w.bs)
-    try:
-        session = await open_session(name, w, payload)
+        session = await open_session(name, w, check)
     except Skip as why:
         barrier.abort()
         return Outcome(skipped=str(why))
     try:
         barrier.wait(BARRIER_TIMEOUT)  # every job ready before any clock starts
         meter, seconds = await drive(session, w, meters, index)
-        verified = await verify(session, w) if w.reads and index == 0 else None
-        return Outcome(meter, seconds, verified=verified)
+        return Outcome(meter, seconds, verified_bytes=check.verified_bytes)
     finally:
         await session.close()
 
 
-def job_thread(name: str, w: Workload, index: int, factory: LoopFactory,
+def job_thread(name: str, w: Workload, pattern: Pattern, index: int, factory: LoopFactory,
                barrier: threading.Barrier, meters: list[Meter], out: list[Outcome]) -> None:
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            out[index] = runner.run(run_job(name, w, index, barrier, meters))
+            out[index] = runner.run(run_job(name, w, pattern, index, barrier, meters))
     except threading.BrokenBarrierError:
         out[index] = Outcome(error="another job of this engine did not start")
     except Exception as exc:  # the report says which engine failed and why
@@ -144,14 +139,15 @@ def job_thread(name: str, w: Workload, index: int, factory: LoopFactory,
 # -- one engine -------------------------------------------------------------------
 
 
-def run_engine(name: str, w: Workload, factory: LoopFactory, progress: Progress,
-               percentiles: Sequence[float]) -> Result:
+def run_engine(name: str, w: Workload, pattern: Pattern, factory: LoopFactory,
+               progress: Progress, percentiles: Sequence[float]) -> Result:
     """``numjobs`` jobs of engine ``name`` at once, their figures summed."""
     barrier = threading.Barrier(w.numjobs)
     meters: list[Meter] = []
     outcomes = [Outcome(error="the job did not finish")] * w.numjobs
     threads = [threading.Thread(target=job_thread, name=f"bench-{name}-{i}", daemon=True,
-                                args=(name, w, i, factory, barrier, meters, outcomes))
+                                args=(name, w, pattern, i, factory, barrier, meters,
+                                      outcomes))
                for i in range(w.numjobs)]
     progress.start(name)
     span, start = w.ramp_time + w.runtime, time.perf_counter()
@@ -177,7 +173,9 @@ def combine(name: str, w: Workload, outcomes: list[Outcome],
         return Result(name, error=(real or failed)[0])
     jobs = [(o.meter, o.seconds) for o in outcomes if o.meter is not None]
     result = summarize(name, w, jobs, percentiles)
-    result.verified = outcomes[0].verified
+    result.verified_bytes = sum(o.verified_bytes for o in outcomes)
+    if result.read_bytes:
+        result.verified = result.verified_bytes == result.read_bytes
     return result
 
 
@@ -214,45 +212,27 @@ def room(w: Workload) -> Iterator[None]:
 # -- the file ---------------------------------------------------------------------
 
 
-def fill(path: str, start: int, size: int) -> None:
-    """Random bytes from ``start`` to ``size``, on disk (not only dirty pages)."""
-    rng = random.Random(0)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for offset in range(start, size, 4 * MiB):
-            os.pwrite(fd, rng.randbytes(min(4 * MiB, size - offset)), offset)
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def cache(path: str, size: int) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        for offset in range(0, size, 4 * MiB):
-            os.pread(fd, 4 * MiB, offset)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
-def bench_file(path: str | None, size: int) -> Iterator[str]:
-    """The file to run on, filled to ``size`` and read once into the page
-    cache; a temporary one (removed afterwards) when no path is given."""
+def bench_file(path: str | None, pattern: Pattern, blocks: int) -> Iterator[str]:
+    """The file to run on: its first ``blocks`` blocks hold the check pattern,
+    and are in the page cache (``lay_out`` read or wrote each); a temporary
+    file (removed afterwards) when no path is given.  A named file is extended
+    if shorter, and a chunk of it that does not hold the pattern already is
+    written over."""
+    size = blocks * pattern.bs
     if path is None:
         fd, tmp = tempfile.mkstemp(prefix="aioposix-bench-")
         os.close(fd)
         try:
-            fill(tmp, 0, size)
-            cache(tmp, size)
+            lay_out(tmp, pattern, blocks)
             yield tmp
         finally:
             os.unlink(tmp)
         return
-    have = os.path.getsize(path) if os.path.exists(path) else 0
-    if have < size:
-        fill(path, have, size)
-    cache(path, size)
+    written = lay_out(path, pattern, blocks)
+    if written:
+        note(f"{path}: the check pattern written over {written:,} of its first {size:,} bytes "
+             f"(block offsets stamped, --bs {pattern.bs})")
     yield path
 
 
@@ -294,8 +274,9 @@ def report(w: Workload, results: list[Result], out: Outputs) -> int:
             note(why)
     failed = [r for r in results if r.error or r.verified is False]
     for r in failed:
-        print(f"error: {r.engine}: {r.error or 'a block read back differs from os.pread'}",
-              file=sys.stderr)
+        why = r.error or (f"{r.verified_bytes:,} of the {r.read_bytes:,} bytes read "
+                          f"were verified")
+        print(f"error: {r.engine}: {why}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -303,14 +284,17 @@ def bench(w: Workload, engines: Sequence[str], factory: LoopFactory, file: str |
           out: Outputs) -> int:
     """Run ``w`` with each engine on ``file`` (None: a temporary file) and
     report: the exit status.  ``w.path`` is filled in once the file exists."""
-    with bench_file(file, w.size) as path:
+    pattern = Pattern(w.bs)
+    with bench_file(file, pattern, w.blocks) as path:
         w = replace(w, path=path)
         if w.direct:
             check_direct(path)
+        for hook in READY_HOOKS:
+            hook(w)
         progress = make_progress(sys.stdout.isatty() and sys.stderr.isatty())
         try:
             with room(w) if "aioposix" in engines else contextlib.nullcontext():
-                results = [run_engine(name, w, factory, progress, out.percentiles)
+                results = [run_engine(name, w, pattern, factory, progress, out.percentiles)
                            for name in engines]
         finally:
             progress.close()

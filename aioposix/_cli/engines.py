@@ -17,6 +17,14 @@
 Each task issues ops back to back until the deadline; an op's latency runs
 from just before the submit to just after the await returns
 (``perf_counter_ns``), and only ops that start after the ramp are counted.
+Every read, ramp included, is then checked in full by the job's ``Check``
+(``_cli_verify``), outside the latency and inside the time the IOPS are
+measured over, the same comparison for every engine; its time is added up
+(``Meter.verify_ns``; for an engine with threads of its own, aiofiles, that
+time includes waits for the GIL).  A write writes the block of its offset,
+copied from the job's ``Check`` into the engine's own buffer (or a
+``bytes``) inside the write's latency, one copy of ``bs`` bytes for every
+engine.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from aioposix._cli.verify import Check
 from aioposix._context.calls import aio_fsync, aio_read, aio_write
 from aioposix._core.job import Aiocb
 
@@ -102,14 +111,9 @@ def make_picker(w: Workload, cursor: list[int], seed: int) -> Picker:
     return lambda: (direction(), draw(blocks) * bs)
 
 
-def make_buffer(w: Workload, fill: bytes | None = None) -> bytearray | mmap.mmap:
+def make_buffer(w: Workload) -> bytearray | mmap.mmap:
     """A block buffer: page-aligned (an anonymous mmap) for O_DIRECT."""
-    if not w.direct:
-        return bytearray(fill) if fill is not None else bytearray(w.bs)
-    buf = mmap.mmap(-1, w.bs)
-    if fill is not None:
-        buf[:] = fill
-    return buf
+    return mmap.mmap(-1, w.bs) if w.direct else bytearray(w.bs)
 
 
 def optional(name: str) -> ModuleType | None:
@@ -135,9 +139,22 @@ class Meter:
     writes_counted: int = 0
     writes: int = 0  # every write, ramp included: the --fsync count
     syncs: list[int] = field(default_factory=list)  # ns, one per counted fsync
+    reads_all: int = 0  # every read, ramp included: each one is checked
+    verify_ns: int = 0  # time spent checking them
 
 
-AsyncOp = Callable[[int], Awaitable[object]]  # offset -> awaitable op
+@dataclass(frozen=True)
+class Ops:
+    """One task's ops.  ``read(offset)`` returns an awaitable (the sync
+    engine: the result) of what the engine hands back, which goes to
+    ``check(result, offset)``: a ``Check``'s ``data`` or ``into(buffer)``."""
+
+    read: Callable[[int], Any]
+    check: Callable[[Any, int], None]
+    write: Callable[[int], Any]
+    sync: Callable[[], Any]
+
+
 Worker = Callable[[Picker, Meter], Coroutine[Any, Any, None]]
 
 
@@ -150,15 +167,19 @@ def count(meter: Meter, is_write: bool, t0: int, t1: int) -> None:
             meter.reads += 1
 
 
-async def async_loop(read: AsyncOp, write: AsyncOp, sync: Callable[[], Awaitable[object]],
-                     pick: Picker, meter: Meter) -> None:
+async def async_loop(ops: Ops, pick: Picker, meter: Meter) -> None:
     """One task of an async engine: ops back to back until the deadline."""
     clock, deadline, every = time.perf_counter_ns, meter.deadline_ns, meter.fsync_every
+    read, check, write, sync = ops.read, ops.check, ops.write, ops.sync
     while True:
         is_write, offset = pick()
         t0 = clock()
-        await (write(offset) if is_write else read(offset))
+        got = await (write(offset) if is_write else read(offset))
         t1 = clock()
+        if not is_write:
+            meter.reads_all += 1
+            check(got, offset)
+            meter.verify_ns += clock() - t1
         count(meter, is_write, t0, t1)
         if is_write and every:
             meter.writes += 1
@@ -170,16 +191,20 @@ async def async_loop(read: AsyncOp, write: AsyncOp, sync: Callable[[], Awaitable
             return
 
 
-async def sync_loop(read: Callable[[int], object], write: Callable[[int], object],
-                    sync: Callable[[], object], pick: Picker, meter: Meter) -> None:
+async def sync_loop(ops: Ops, pick: Picker, meter: Meter) -> None:
     """The sync engine's only task; it yields once per SYNC_YIELD_EVERY ops."""
     clock, deadline, every = time.perf_counter_ns, meter.deadline_ns, meter.fsync_every
+    read, check, write, sync = ops.read, ops.check, ops.write, ops.sync
     while True:
         for _ in range(SYNC_YIELD_EVERY):
             is_write, offset = pick()
             t0 = clock()
-            write(offset) if is_write else read(offset)
+            got = write(offset) if is_write else read(offset)
             t1 = clock()
+            if not is_write:
+                meter.reads_all += 1
+                check(got, offset)
+                meter.verify_ns += clock() - t1
             count(meter, is_write, t0, t1)
             if is_write and every:
                 meter.writes += 1
@@ -209,23 +234,19 @@ class Session(ABC):
         """Per-task state (handles, buffers), made before the clock starts."""
 
     @abstractmethod
-    async def read_block(self, offset: int) -> bytes:
-        """One block read through the engine, for the final check."""
-
-    @abstractmethod
     async def close(self) -> None: ...
 
 
 class AioposixSession(Session):
     """The natural API: a new Aiocb per op, the module-level calls, ``await cb``."""
 
-    def __init__(self, w: Workload, payload: bytes) -> None:
-        self.w, self.payload, self.tasks = w, payload, w.iodepth
+    def __init__(self, w: Workload, check: Check) -> None:
+        self.w, self.check, self.tasks = w, check, w.iodepth
         self.fd = os.open(w.path, w.flags)
 
     async def worker(self) -> Worker:
-        fd, bs = self.fd, self.w.bs
-        rbuf, wbuf = make_buffer(self.w), make_buffer(self.w, self.payload)
+        fd, bs, block = self.fd, self.w.bs, self.check.block
+        rbuf, wbuf = make_buffer(self.w), make_buffer(self.w)
 
         def read(offset: int) -> Aiocb:
             cb = Aiocb(fd, rbuf, bs, offset)
@@ -233,6 +254,7 @@ class AioposixSession(Session):
             return cb
 
         def write(offset: int) -> Aiocb:
+            wbuf[:] = block(offset)
             cb = Aiocb(fd, wbuf, bs, offset)
             aio_write(cb)
             return cb
@@ -241,54 +263,42 @@ class AioposixSession(Session):
             cb = Aiocb(fd)
             aio_fsync(os.O_SYNC, cb)
             return cb
-        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
-
-    async def read_block(self, offset: int) -> bytes:
-        cb = Aiocb(self.fd, make_buffer(self.w), self.w.bs, offset)
-        aio_read(cb)
-        n = await cb
-        return bytes(cb.buf[:n])
+        ops = Ops(read, self.check.into(rbuf), write, sync)
+        return lambda pick, meter: async_loop(ops, pick, meter)
 
     async def close(self) -> None:
         os.close(self.fd)
 
 
 class AiofilesSession(Session):
-    def __init__(self, w: Workload, payload: bytes, aiofiles: ModuleType) -> None:
+    def __init__(self, w: Workload, check: Check, aiofiles: ModuleType) -> None:
         if w.direct:
             raise Skip("aiofiles goes through Python's buffered files, which cannot do O_DIRECT")
-        self.w, self.payload, self.tasks = w, payload, w.iodepth
+        self.w, self.check, self.tasks = w, check, w.iodepth
         self.mode = "r+b" if w.writes else "rb"
         self.open = aiofiles.open
         self.fsync = importlib.import_module("aiofiles.os").wrap(os.fsync)
         self.files: list[Any] = []
 
-    async def _file(self) -> Any:
+    async def worker(self) -> Worker:
         f = await self.open(self.w.path, self.mode)
         self.files.append(f)
-        return f
+        bs, block, fsync = self.w.bs, self.check.block, self.fsync
 
-    async def worker(self) -> Worker:
-        f, bs, payload, fsync = await self._file(), self.w.bs, self.payload, self.fsync
-
-        async def read(offset: int) -> None:
+        async def read(offset: int) -> bytes:
             await f.seek(offset)
-            await f.read(bs)
+            data: bytes = await f.read(bs)
+            return data
 
         async def write(offset: int) -> None:
             await f.seek(offset)
-            await f.write(payload)
+            await f.write(bytes(block(offset)))
 
         async def sync() -> None:
             await f.flush()
             await fsync(f.fileno())
-        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
-
-    async def read_block(self, offset: int) -> bytes:
-        f = await self._file()
-        await f.seek(offset)
-        data: bytes = await f.read(self.w.bs)
-        return data
+        ops = Ops(read, self.check.data, write, sync)
+        return lambda pick, meter: async_loop(ops, pick, meter)
 
     async def close(self) -> None:
         while self.files:
@@ -296,13 +306,13 @@ class AiofilesSession(Session):
 
 
 class CaioSession(Session):
-    def __init__(self, w: Workload, payload: bytes, caio: ModuleType) -> None:
+    def __init__(self, w: Workload, check: Check, caio: ModuleType) -> None:
         if w.direct:
             # its reads go into buffers it allocates, its writes come from bytes
             # objects: nothing aligns them, so O_DIRECT refuses some and not others
             raise Skip("caio's buffers are not aligned for O_DIRECT (some reads fail "
                        "with EINVAL, others not)")
-        self.w, self.payload, self.tasks = w, payload, w.iodepth
+        self.w, self.check, self.tasks = w, check, w.iodepth
         self.ctx = caio.AsyncioContext(max_requests=w.iodepth, loop=asyncio.get_running_loop())
         try:
             self.fd = os.open(w.path, w.flags)
@@ -311,29 +321,31 @@ class CaioSession(Session):
             raise
 
     async def probe(self) -> None:
-        """One read: caio must be able to read this file at all."""
+        """One read: caio must be able to read this file at all (and read it right)."""
         try:
-            await self.ctx.read(self.w.bs, self.fd, 0)
+            data: bytes = await self.ctx.read(self.w.bs, self.fd, 0)
         except (OSError, SystemError) as exc:
             await self.close()
             raise Skip(f"caio cannot read this file ({exc})") from None
+        try:
+            self.check.once(data, 0)
+        except BaseException:
+            await self.close()
+            raise
 
     async def worker(self) -> Worker:
-        ctx, fd, bs, payload = self.ctx, self.fd, self.w.bs, self.payload
+        ctx, fd, bs, block = self.ctx, self.fd, self.w.bs, self.check.block
 
         def read(offset: int) -> Awaitable[bytes]:
             return ctx.read(bs, fd, offset)  # type: ignore[no-any-return]
 
         def write(offset: int) -> Awaitable[int]:
-            return ctx.write(payload, fd, offset)  # type: ignore[no-any-return]
+            return ctx.write(bytes(block(offset)), fd, offset)  # type: ignore[no-any-return]
 
         def sync() -> Awaitable[None]:
             return ctx.fsync(fd)  # type: ignore[no-any-return]
-        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
-
-    async def read_block(self, offset: int) -> bytes:
-        data: bytes = await self.ctx.read(self.w.bs, self.fd, offset)
-        return data
+        ops = Ops(read, self.check.data, write, sync)
+        return lambda pick, meter: async_loop(ops, pick, meter)
 
     async def close(self) -> None:
         try:
@@ -345,42 +357,35 @@ class CaioSession(Session):
 class AsyncfilesSession(Session):
     """py-asyncfiles: a handle per task, ``f.seek(offset)``, ``await f.read(bs)``."""
 
-    def __init__(self, w: Workload, payload: bytes, asyncfiles: ModuleType) -> None:
+    def __init__(self, w: Workload, check: Check, asyncfiles: ModuleType) -> None:
         if w.direct:
             raise Skip("py-asyncfiles opens the file itself, without O_DIRECT")
-        self.w, self.payload, self.tasks = w, bytes(payload), w.iodepth
+        self.w, self.check, self.tasks = w, check, w.iodepth
         self.mode = "r+b" if w.writes else "rb"
         self.open = asyncfiles.open
         self.files: list[Any] = []
         self.sync_fd = os.open(w.path, os.O_RDONLY)  # for --fsync: it has none of its own
 
-    async def _file(self) -> Any:
+    async def worker(self) -> Worker:
         f = self.open(self.w.path, self.mode)
         await f.__aenter__()
         self.files.append(f)
-        return f
-
-    async def worker(self) -> Worker:
-        f, bs, payload = await self._file(), self.w.bs, self.payload
+        bs, block = self.w.bs, self.check.block
         loop, fd = asyncio.get_running_loop(), self.sync_fd
 
-        async def read(offset: int) -> None:
+        async def read(offset: int) -> bytes:
             f.seek(offset)
-            await f.read(bs)
+            data: bytes = await f.read(bs)
+            return data
 
         async def write(offset: int) -> None:
             f.seek(offset)
-            await f.write(payload)
+            await f.write(bytes(block(offset)))
 
         def sync() -> Awaitable[None]:
             return loop.run_in_executor(None, os.fsync, fd)
-        return lambda pick, meter: async_loop(read, write, sync, pick, meter)
-
-    async def read_block(self, offset: int) -> bytes:
-        f = await self._file()
-        f.seek(offset)
-        data: bytes = await f.read(self.w.bs)
-        return data
+        ops = Ops(read, self.check.data, write, sync)
+        return lambda pick, meter: async_loop(ops, pick, meter)
 
     async def close(self) -> None:
         try:
@@ -391,44 +396,42 @@ class AsyncfilesSession(Session):
 
 
 class SyncSession(Session):
-    def __init__(self, w: Workload, payload: bytes) -> None:
-        self.w, self.tasks = w, 1
+    def __init__(self, w: Workload, check: Check) -> None:
+        self.w, self.check, self.tasks = w, check, 1
         self.fd = os.open(w.path, w.flags)
-        self.rbuf = make_buffer(w)
-        self.wbuf = make_buffer(w, payload)
+        self.rbuf, self.wbuf = make_buffer(w), make_buffer(w)
 
     async def worker(self) -> Worker:
-        fd = self.fd
-        if self.w.direct:  # into and from the aligned buffers
-            read: Callable[[int], object] = functools.partial(os.preadv, fd, [self.rbuf])
-            write: Callable[[int], object] = functools.partial(os.pwritev, fd, [self.wbuf])
-        else:
-            read = functools.partial(os.pread, fd, self.w.bs)
-            write = functools.partial(os.pwrite, fd, bytes(self.wbuf))
-        sync = functools.partial(os.fsync, fd)
-        return lambda pick, meter: sync_loop(read, write, sync, pick, meter)
+        fd, rbuf, wbuf, block = self.fd, self.rbuf, self.wbuf, self.check.block
 
-    async def read_block(self, offset: int) -> bytes:
-        n = os.preadv(self.fd, [self.rbuf], offset)
-        return bytes(self.rbuf[:n])
+        def write(offset: int) -> int:
+            wbuf[:] = block(offset)
+            return os.pwrite(fd, wbuf, offset)
+        if self.w.direct:  # into the aligned buffer
+            ops = Ops(functools.partial(os.preadv, fd, [rbuf]), self.check.into(rbuf), write,
+                      functools.partial(os.fsync, fd))
+        else:
+            ops = Ops(functools.partial(os.pread, fd, self.w.bs), self.check.data, write,
+                      functools.partial(os.fsync, fd))
+        return lambda pick, meter: sync_loop(ops, pick, meter)
 
     async def close(self) -> None:
         os.close(self.fd)
 
 
-async def open_session(name: str, w: Workload, payload: bytes) -> Session:
+async def open_session(name: str, w: Workload, check: Check) -> Session:
     """The engine ``name`` opened on the file; Skip if it cannot run here."""
     if name == "aioposix":
-        return AioposixSession(w, payload)
+        return AioposixSession(w, check)
     if name == "sync":
-        return SyncSession(w, payload)
+        return SyncSession(w, check)
     module = optional(MODULES.get(name, name))
     if module is None:
         raise Skip(f"{name} is not installed (pip install {name})")
     if name == "aiofiles":
-        return AiofilesSession(w, payload, module)
+        return AiofilesSession(w, check, module)
     if name == "py-asyncfiles":
-        return AsyncfilesSession(w, payload, module)
-    session = CaioSession(w, payload, module)
+        return AsyncfilesSession(w, check, module)
+    session = CaioSession(w, check, module)
     await session.probe()
     return session

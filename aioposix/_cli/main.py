@@ -109,11 +109,20 @@ Run one workload on one file with each engine in turn
 and iodepth tasks (sync: one task), for --ramp_time seconds uncounted and
 --runtime seconds counted, and print IOPS, MiB/s, completion latency (mean,
 stdev, p50, p99, max, and fio's clat percentiles) and the ratio to the first
-engine.  The option names are fio's.  Reads end with a check that one block
-read through the engine equals os.pread's.  Engines that are not installed,
-or cannot run the workload (O_DIRECT), are skipped with a note on stderr.
+engine.  The option names are fio's.  Engines that are not installed, or
+cannot run the workload (O_DIRECT), are skipped with a note on stderr.
 With no option it runs {DEFAULT_RUNTIME:g} s of 4 KiB random reads at iodepth
 64 on a 256 MiB temporary file per engine.
+
+Every byte every engine reads is verified: the file is laid out first with a
+pattern in which each block starts with its offset (8 bytes) and goes on with
+one of up to 251 random fills, writes write the block of their offset, and
+each completed read (ramp included) is compared in full with the block the
+file holds, by the same check for every engine, outside the latency figures
+and inside the time IOPS are measured over.  The output gives the bytes read,
+the bytes verified and the time the checks took (JSON: read_bytes,
+verified_bytes, verify_ns).  A read that differs fails its engine with the
+offset and the first byte that differs.
 Exit status: 0; 1 if an engine failed or read wrong data; 2 for a usage
 error."""
 
@@ -145,8 +154,10 @@ def workload_options(p: argparse.ArgumentParser) -> None:
 
 def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filename", "--file", metavar="PATH",
-                   help="file to use, extended to --size if shorter and kept "
-                        "(default: a temporary file, removed afterwards)")
+                   help="file to use, extended to --size if shorter and kept; its first "
+                        "--size bytes are written over with the check pattern where they "
+                        "do not hold it already (default: a temporary file, removed "
+                        "afterwards)")
     p.add_argument("--ioengine", "--engine", action="append", metavar="NAME",
                    help=f"engine to run, repeatable or comma-separated "
                         f"(default: {','.join(ENGINE_NAMES)})")
@@ -162,7 +173,8 @@ def run_options(p: argparse.ArgumentParser) -> None:
                    help="IOPS bars and latency CDFs as a PNG (needs matplotlib: "
                         "pip install 'aioposix[bench]')")
     p.add_argument("--seed", type=int, default=1,
-                   help="seed of the random offsets and written data (default: 1)")
+                   help="seed of the random offsets and of the read/write choices; the "
+                        "data, the check pattern, depends on --bs only (default: 1)")
     p.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE",
                    help="set an aioposix.sysctl tunable for the run (repeatable)")
 

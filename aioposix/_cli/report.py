@@ -5,7 +5,9 @@ IOPS add up, and the latency figures (min, mean, stdev, max and the
 completion-latency percentiles, fio's list by default) are over every
 counted op of every job.  The output is a table and fio-style percentile
 rows (``--output-format=normal``) or one JSON document on stdout
-(``--output-format=json``); progress and notes go to stderr.  rich and
+(``--output-format=json``); progress and notes go to stderr.  Both say how
+many bytes each engine read and how many of them were verified (all of
+them, or the engine failed), and the time the checks took.  rich and
 matplotlib are imported by name when needed: without rich the output is
 plain text, and ``--plot`` needs matplotlib (the ``bench`` extra).
 """
@@ -92,7 +94,10 @@ class Result:
     fsyncs: int = 0
     sync: Latency | None = None  # the fsyncs' latency
     ratio: float | None = None  # IOPS / the first engine's IOPS
-    verified: bool | None = None  # reads: one block matched os.pread
+    verified: bool | None = None  # reads: every byte read was compared and equal
+    read_bytes: int = 0  # every read's (ramp included): reads x bs
+    verified_bytes: int = 0  # compared with what the file holds and found equal
+    verify_ns: int = 0  # the time the checks took, summed over the jobs
     cdf: list[tuple[float, float]] = field(default_factory=list)  # (latency us, fraction)
 
     @property
@@ -120,6 +125,8 @@ def summarize(name: str, w: Workload, jobs: list[tuple[Meter, float]],
                   seconds=round(max(s for _, s in jobs), 4), iops=iops,
                   mib_s=iops * w.bs / MiB, clat=latency(every, percentiles),
                   fsyncs=sum(len(m.syncs) for m, _ in jobs),
+                  read_bytes=sum(m.reads_all for m, _ in jobs) * w.bs,
+                  verify_ns=sum(m.verify_ns for m, _ in jobs),
                   sync=latency([x for m, _ in jobs for x in m.syncs], percentiles),
                   cdf=cdf(every))
 
@@ -267,7 +274,19 @@ def normal_text(w: Workload, results: list[Result]) -> str:
                       *percentile_rows("  clat", r.clat)]
             if r.sync is not None:
                 lines += [f"  fsyncs={r.fsyncs:,}", *percentile_rows("  sync", r.sync)]
+            if r.read_bytes:
+                lines.append(verify_line(w, r))
     return "\n".join(lines) + "\n"
+
+
+def verify_line(w: Workload, r: Result) -> str:
+    """How many bytes were read and verified, and what the checks cost."""
+    reads = r.read_bytes // w.bs
+    loop_ns = r.jobs * (w.ramp_time + r.seconds) * 1e9
+    share = f", {r.verify_ns / loop_ns:.1%} of the run" if loop_ns else ""
+    return (f"  verify: {r.verified_bytes:,} of {r.read_bytes:,} bytes read verified "
+            f"(every read, ramp included); checks took {r.verify_ns / 1e6:,.1f} ms, "
+            f"{r.verify_ns / max(reads, 1):,.0f} ns a read{share}")
 
 
 def describe_workload(w: Workload) -> str:
@@ -295,8 +314,13 @@ def machine() -> dict[str, Any]:
             "backend": KERNEL.sysctl["vfs.aio.backend_active"], **versions}
 
 
+VERIFICATION = ("every byte of every read, ramp included, is compared with the block the "
+                "file holds at its offset (its offset stamp and fill); a difference fails "
+                "the engine")
+
+
 def json_text(w: Workload, results: list[Result]) -> str:
-    doc = {"params": asdict(w), "machine": machine(),
+    doc = {"params": asdict(w), "machine": machine(), "verification": VERIFICATION,
            "results": [r.to_json() for r in results]}
     return json.dumps(doc, indent=2) + "\n"
 
