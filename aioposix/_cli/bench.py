@@ -45,7 +45,7 @@ from aioposix._cli.report import (
     set_ratios,
     summarize,
 )
-from aioposix._cli.verify import Check, Pattern, lay_out
+from aioposix._cli.verify import Check, Pattern, foreign_bytes, lay_out
 from aioposix._kernel.kernel import KERNEL
 
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "readwrite", "randrw")
@@ -213,13 +213,19 @@ def room(w: Workload) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def bench_file(path: str | None, pattern: Pattern, blocks: int) -> Iterator[str]:
+def bench_file(path: str | None, pattern: Pattern, blocks: int,
+               overwrite: bool = False) -> Iterator[str]:
     """The file to run on: its first ``blocks`` blocks hold the check pattern,
     and are in the page cache (``lay_out`` read or wrote each); a temporary
     file (removed afterwards) when no path is given.  A named file is extended
-    if shorter, and a chunk of it that does not hold the pattern already is
-    written over."""
+    if shorter; one that holds other data there is written over only with
+    ``overwrite`` (--overwrite=1), else UsageError says why."""
     size = blocks * pattern.bs
+    if path is not None and not overwrite and foreign_bytes(path, pattern, blocks):
+        raise UsageError(
+            f"{path} holds data other than the bench's check pattern in its first {size:,} "
+            f"bytes: every byte read is checked against the pattern, so the file must hold "
+            f"it; pass --overwrite=1 to write it there, or name a new file")
     if path is None:
         fd, tmp = tempfile.mkstemp(prefix="aioposix-bench-")
         os.close(fd)
@@ -281,11 +287,12 @@ def report(w: Workload, results: list[Result], out: Outputs) -> int:
 
 
 def bench(w: Workload, engines: Sequence[str], factory: LoopFactory, file: str | None,
-          out: Outputs) -> int:
+          out: Outputs, overwrite: bool = False) -> int:
     """Run ``w`` with each engine on ``file`` (None: a temporary file) and
-    report: the exit status.  ``w.path`` is filled in once the file exists."""
+    report: the exit status.  ``w.path`` is filled in once the file exists;
+    ``overwrite``: a named file holding other data may be written over."""
     pattern = Pattern(w.bs)
-    with bench_file(file, pattern, w.blocks) as path:
+    with bench_file(file, pattern, w.blocks, overwrite) as path:
         w = replace(w, path=path)
         if w.direct:
             check_direct(path)

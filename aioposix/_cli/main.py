@@ -100,7 +100,7 @@ def bench_command(args: argparse.Namespace) -> int:
         set_sysctl(setting)
     w = workload(args)
     out = Outputs(args.output_format, args.output, args.plot, args.percentile_list)
-    return bench.bench(w, engines, factory, args.filename, out)
+    return bench.bench(w, engines, factory, args.filename, out, bool(args.overwrite))
 
 
 BENCH_HELP = f"""\
@@ -155,9 +155,12 @@ def workload_options(p: argparse.ArgumentParser) -> None:
 def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filename", "--file", metavar="PATH",
                    help="file to use, extended to --size if shorter and kept; its first "
-                        "--size bytes are written over with the check pattern where they "
-                        "do not hold it already (default: a temporary file, removed "
-                        "afterwards)")
+                        "--size bytes must hold the check pattern every read is compared "
+                        "with (a file made by an earlier run does), else see --overwrite "
+                        "(default: a temporary file, removed afterwards)")
+    p.add_argument("--overwrite", type=int, choices=(0, 1), nargs="?", const=1, default=0,
+                   help="1: a --filename holding other data is written over with the "
+                        "check pattern; 0: the run stops and says so (default: 0)")
     p.add_argument("--ioengine", "--engine", action="append", metavar="NAME",
                    help=f"engine to run, repeatable or comma-separated "
                         f"(default: {','.join(ENGINE_NAMES)})")

@@ -89,6 +89,27 @@ def lay_out(path: str, pattern: Pattern, blocks: int) -> int:
     return written
 
 
+def foreign_bytes(path: str, pattern: Pattern, blocks: int) -> bool:
+    """Whether ``path`` exists and holds, within its first ``blocks`` blocks,
+    data other than the pattern (bytes past its end do not count: they are
+    new)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        end = min(os.fstat(fd).st_size, blocks * pattern.bs)
+        per = max(1, CHUNK // pattern.bs) * pattern.bs
+        for offset in range(0, end, per):
+            have = os.pread(fd, min(per, end - offset), offset)
+            want = pattern.blocks(offset, -(-len(have) // pattern.bs))[:len(have)]
+            if have != want:
+                return True
+        return False
+    finally:
+        os.close(fd)
+
+
 def first_difference(have: bytes, want: bytes) -> int:
     """The index of the first byte that differs (both of the same length)."""
     lo, hi = 0, len(want)

@@ -169,12 +169,36 @@ def test_writes_leave_the_pattern_in_the_file(tmp_path: Path,
     assert "check pattern" not in err  # it holds the pattern: nothing to write
 
 
-def test_a_named_file_is_laid_out_where_it_differs(tmp_path: Path,
+def test_a_named_file_with_other_data_is_left_alone(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "data"
+    data = Pattern(BS).blocks(0, BLOCKS)[: 3 << 20] + bytes(1000)
+    path.write_bytes(data)
+    capsys.readouterr()
+    assert main(["bench", *TINY, "--rw", "read", "--filename", str(path),
+                 "--ioengine", "sync"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} holds data other than the bench's check pattern" in err
+    assert "--overwrite=1" in err
+    assert path.read_bytes() == data  # not a byte of it written
+
+
+def test_overwrite_lays_a_named_file_out_where_it_differs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "data"
     path.write_bytes(Pattern(BS).blocks(0, BLOCKS)[: 3 << 20] + bytes(1000))
-    _, _, err = run(capsys, "--rw", "read", "--filename", str(path), "--ioengine", "sync")
+    _, _, err = run(capsys, "--rw", "read", "--filename", str(path), "--ioengine", "sync",
+                    "--overwrite=1")
     assert "check pattern written over 1,048,576 of its first 4,194,304 bytes" in err
+    assert path.read_bytes() == Pattern(BS).blocks(0, BLOCKS)
+
+
+def test_a_shorter_file_holding_the_pattern_is_extended(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "data"
+    path.write_bytes(Pattern(BS).blocks(0, BLOCKS)[: 1 << 20])
+    results, _, _ = run(capsys, "--rw", "randread", "--filename", str(path), "--ioengine", "sync")
+    assert_every_byte_verified(results["sync"])
     assert path.read_bytes() == Pattern(BS).blocks(0, BLOCKS)
 
 

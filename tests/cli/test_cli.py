@@ -246,7 +246,8 @@ def test_bench_file_is_kept_extended_and_written(tmp_path: Path, option: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "data"
     path.write_bytes(bytes(1 << 20))  # 1 MiB of zeros: shorter than --size
-    doc = bench_json(capsys, option, str(path), "--rw", "write", "--ioengine", "sync")
+    doc = bench_json(capsys, option, str(path), "--rw", "write", "--ioengine", "sync",
+                     "--overwrite=1")  # (zeros are not the check pattern)
     assert doc["params"]["path"] == str(path)
     assert by_engine(doc)["sync"]["write_ops"] > 0
     assert path.read_bytes() == Pattern(4096).blocks(0, 1024)  # laid out, and written so
