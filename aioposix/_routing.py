@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from aioposix._core.job import Aiocb
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+_S_ISSOCK = stat.S_ISSOCK
 
 
 _NOT_PLAIN = os.O_APPEND | _O_DIRECT | getattr(os, "O_PATH", 0)
@@ -126,13 +127,13 @@ def route(cb: Aiocb, flags: int, busy: bool, tried: bool, facts: Facts) -> Route
     """
     op = cb._op
     inline = facts.inline
-    if (inline is not None and op in _RW and not busy and not tried and not flags & _O_DIRECT
+    if (not tried and not busy and inline is not None and op in _RW and not flags & _O_DIRECT
             and (op not in _WRITES or (not flags & os.O_APPEND and inline.writes_inline()))):
         return INLINE
     st = cb._stat
     if st is None:
         st = cb._stat = os.fstat(cb._key)
-    if op in _RW and is_pollable(st):
+    if op in _RW and (_S_ISSOCK(st.st_mode) or is_pollable(st)):  # (sockets: no call)
         return BRIDGE
     if flags & _O_DIRECT or stat.S_ISBLK(st.st_mode):
         if facts.ring_usable and aligned(cb, st):

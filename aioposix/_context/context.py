@@ -207,7 +207,7 @@ class AioContext(Pipeline):
         if sev is not None and sev.notify != SIGEV_NONE:
             cb._sev = sev  # submit.notifying's rule, without the call: the hot path
         try:
-            got = _preadv(fd, [buf], offset, RWF_NOWAIT)
+            got = _preadv(fd, (buf,), offset, RWF_NOWAIT)
         except OSError as exc:
             cb._key, cb._off, cb._n, cb._progress = fd, offset, len(buf), 0
             if exc.errno == errno.ESPIPE:  # a socket, pipe or tty: ready, or parked

@@ -127,7 +127,12 @@ class Pipeline(Owner):
         jobs = queue.jobs
         barrier = bool(jobs) and submit.ordered(cb, flags)
         jobs[cb] = None
-        if not barrier:
+        if barrier:
+            return
+        if self._batch is None:  # (_dispatch's common case, without the call)
+            self._ports[where].submit([cb])
+            cb._stat = None
+        else:
             self._dispatch(cb)
 
     def _dispatch(self, cb: Aiocb) -> None:
