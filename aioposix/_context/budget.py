@@ -16,6 +16,7 @@ turns (vfs_aio.c has no counterpart: its jobs always complete elsewhere).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 
@@ -23,6 +24,7 @@ SLICE = 0.0005  # seconds of inline completions per loop iteration
 GATE_WIDTH = 4  # tasks let through the gate per loop iteration
 CREDIT = 3  # inline awaits let on between two looks at the clock
 _clock = time.perf_counter
+_thread = threading.get_ident
 
 
 class Budget:
@@ -34,10 +36,11 @@ class Budget:
     inline await, and a slice overruns by at most CREDIT completions.
     """
 
-    __slots__ = ("_ends", "_gate", "_opening", "_spent", "_started", "credit")
+    __slots__ = ("_ends", "_gate", "_opening", "_spent", "_started", "credit", "thread")
 
     def __init__(self) -> None:
         self.credit = 0  # inline awaits that may go on before gate() is asked again
+        self.thread = 0  # the thread the credit was granted on
         self._started = False  # this iteration's slice has started
         self._spent = False  # ... and is spent: every inline await waits at the gate
         self._ends = 0.0  # when this iteration's slice ends
@@ -51,10 +54,10 @@ class Budget:
             loop.call_soon(self._reset)
             self._started = True
             self._ends = _clock() + SLICE
-            self.credit = CREDIT
+            self.credit, self.thread = CREDIT, _thread()
             return None
         if not self._spent and _clock() <= self._ends:
-            self.credit = CREDIT
+            self.credit, self.thread = CREDIT, _thread()
             return None
         self._spent = True
         fut = loop.create_future()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from stat import S_ISREG
 from typing import Any, Self
@@ -70,10 +71,12 @@ from aioposix._kernel.kernel import KERNEL as _KERNEL
 from aioposix._kernel.quotas import Quota
 from aioposix._kernel.reaper import REAPER
 from aioposix._notify.lio import LioBatch
+from aioposix._notify.sigevent import usable as sigevent_usable
 from aioposix._routing import writable_stat
 
 _preadv = os.preadv
 _running_loop = asyncio._get_running_loop  # the C call: None when no loop runs here
+_thread = threading.get_ident
 _FD_MAX = 0x7FFFFFFF
 
 
@@ -193,7 +196,7 @@ class AioContext(Pipeline):
                 and 0 <= fd <= _FD_MAX and fd not in self._fds
                 and self._loop is _running_loop() and self._loop is not None
                 and not self._closing and not faults.ARMED
-                and (cb.sigevent is None or submit.plain_sigevent(cb))):
+                and (cb.sigevent is None or sigevent_usable(cb.sigevent))):
             self._submit(cb, LIO_READ)
             return
         try:
@@ -336,6 +339,13 @@ class AioContext(Pipeline):
         yield budget (``aioposix._context.budget``), which may make it wait
         its turn at the gate so that timers and other tasks run.
         """
+        budget = self._budget
+        if cb._state is DONE and budget.credit and _thread() == budget.thread:
+            # A credit of the yield budget: granted in this loop iteration, on
+            # this thread, by an await that checked the loop (rule 27), so no
+            # second look is needed (each look asks getpid).
+            budget.credit -= 1
+            return self._reap(cb, True)  # (raising: positional, a specialized call)
         loop = _running_loop()
         if loop is not self._loop:
             self._check_loop(loop)
@@ -349,8 +359,6 @@ class AioContext(Pipeline):
             except asyncio.CancelledError:
                 self._cancelled_while_waiting(cb)
                 raise
-        elif (budget := self._budget).credit:  # the yield budget's credit: go on
-            budget.credit -= 1
         else:
             assert loop is not None
             turn = budget.gate(loop)

@@ -23,6 +23,7 @@ from aioposix._backends.inline import Inline
 from aioposix._backends.pool import PoolPort
 from aioposix._backends.ring import RingPort
 from aioposix._context import submit
+from aioposix._core.constants import EVFILT_AIO
 from aioposix._core.contract import Backend, Notice
 from aioposix._core.errors import einval, failed
 from aioposix._core.fdqueue import FdQueue
@@ -238,7 +239,7 @@ class Pipeline(Owner):
         cb, gen, sigevent, batch, error = notice  # (one unpack: cheaper than the fields)
         if sigevent is not None:
             assert self._loop is not None
-            deliver(sigevent, self._loop, cb, error, gen=gen)
+            deliver(sigevent, self._loop, cb, error, EVFILT_AIO, gen)  # (all positional)
         if batch is not None:
             batch.job_done(error)
         if cb._autoreap and cb._gen == gen and cb._ctx is self and cb._state is DONE:

@@ -68,18 +68,6 @@ def refuse(cb: Aiocb, exc: OSError) -> NoReturn:
     raise exc
 
 
-def plain_sigevent(cb: Aiocb) -> bool:
-    """No sigevent, or a valid one (an invalid one is refused by the general path)."""
-    sev = cb.sigevent
-    if sev is None:
-        return True
-    try:
-        validate_sigevent(sev)
-    except OSError:
-        return False
-    return True
-
-
 def notifying(sev: SigEvent | None) -> SigEvent | None:
     """The sigevent to deliver at completion: None for none or SIGEV_NONE."""
     return sev if sev is not None and sev.notify != SIGEV_NONE else None

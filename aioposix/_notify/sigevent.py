@@ -50,6 +50,19 @@ def validate(sev: object) -> None:
     sev._checked = True
 
 
+def usable(sev: object) -> bool:
+    """``validate`` as a test: True for a sigevent it accepts (one found valid
+    before, with no field set since, is known at once unless it names a Kqueue,
+    which may have closed meanwhile)."""
+    if type(sev) is SigEvent and sev._checked and sev.notify != SIGEV_KEVENT:
+        return True
+    try:
+        validate(sev)
+    except OSError:
+        return False
+    return True
+
+
 def _check(sev: SigEvent) -> None:
     kind = sev.notify
     if kind == SIGEV_NONE:

@@ -137,6 +137,28 @@ async def test_awaiting_a_job_from_another_loop_is_refused(aio: Env) -> None:
         os.close(w)
 
 
+async def test_awaiting_an_inline_job_from_another_thread_is_refused(
+        aio: Env, new_file: Any) -> None:
+    """A job done at submit, awaited from a loop on another thread while the
+    yield budget has credit (an inline await just went through on this loop),
+    is refused like any other, and stays there for its own loop to reap."""
+    fd = new_file(b"y" * 8192)
+    async with AioContext() as ctx:
+        first = Aiocb(fd, bytearray(4096))
+        ctx.aio_read(first)
+        assert await first == 4096  # (inline: the budget now has credit, on this thread)
+        cb = Aiocb(fd, bytearray(4096), offset=4096)
+        ctx.aio_read(cb)
+
+        async def other() -> None:
+            await cb
+        raised = on_thread(lambda: asyncio.run(other()))
+        assert isinstance(raised, RuntimeError), raised
+        assert SAYS[from_another_loop] in str(raised), raised
+        assert await cb == 4096
+        assert bytes(cb.buf) == b"y" * 4096
+
+
 NOT_CBS = [42, "x", None, b"abc", object()]
 
 
