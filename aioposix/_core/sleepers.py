@@ -44,7 +44,8 @@ class Sleepers:
     def wake(self) -> None:
         if not self._futures:
             return
-        futures, self._futures = self._futures, []
+        futures = self._futures[:]
+        self._futures.clear()  # (the same list: ``waiting`` stays the one to test)
         for fut in futures:
             if not fut.done():
                 fut.set_result(True)

@@ -86,7 +86,7 @@ class Kqueue:
         # EV_ONESHOT AIO/LIO events, which need no knote: [(event, reap count or -1)]
         self._oneshots: deque[tuple[KEvent, int]] = deque()
         # (id(cb), reap count) of events a rundown elsewhere owes, until its hop runs
-        self._owed: set[tuple[int, int]] = set()
+        self._owed: set[tuple[object, int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._epoll: select.epoll | None = None  # fd knotes, see _watch
@@ -130,7 +130,7 @@ class Kqueue:
         # recorded at once, from any thread (a set's add is one atomic call): a
         # collect on the home loop that runs before the hop below still sees that
         # the event is owed, although the rundown reaps the job right after this
-        self._owed.add((id(cb), gen))
+        self._owed.add((cb, gen))  # (the cb itself: its id could be reused once it is freed)
         home = self._loop
         if home is not None and _running_loop() is not home:
             self._hop(home, self._keep_once_here, cb, gen)
@@ -146,7 +146,7 @@ class Kqueue:
             fn(*args)
 
     def _keep_once_here(self, cb: object, gen: int) -> None:
-        self._owed.discard((id(cb), gen))
+        self._owed.discard((cb, gen))
         knote = self._knotes.get(knote_key(cb, EVFILT_AIO))
         if knote is not None and knote.gen == gen:
             knote.final = True
@@ -374,8 +374,8 @@ class Kqueue:
 
     def _owed_now(self, ident: object, gen: int) -> bool:
         """A rundown on another thread owes this event; its hop has not run yet."""
-        if (id(ident), gen) in self._owed:
-            self._owed.discard((id(ident), gen))
+        if (ident, gen) in self._owed:
+            self._owed.discard((ident, gen))
             return True
         return False
 
