@@ -107,10 +107,8 @@ class ModelMachine(MoreRules):
             self.submit_call(self.ctx, job)
             self.register(job)
             assert job.cb.error in (EINPROGRESS, 0), job.cb.error
-            if job.kind == "read" and job.cb.error == 0 and isinstance(job.cb.buf, bytearray):
-                # served by aio_read's fast path, whose rundown loses the owed event
-                # (test_rundown_keeps_the_event_of_a_fast_read): only checked as "at most one"
-                job.kevent_exact = False
+            # (a read served by aio_read's fast path owes its event like any other,
+            # also to a rundown: test_rundown_keeps_the_event_of_a_fast_read)
             event(f"submit: {job.kind} on {job.target.name}"
                   f"{', done inside the call' if job.cb.error == 0 else ''}")
 
