@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 import signal
+import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -117,3 +120,44 @@ async def wait_child(pid: int, timeout: float) -> int:
             os.waitpid(pid, 0)
             raise AssertionError(f"the child did not exit within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+# -- audit events -------------------------------------------------------------------
+
+_AUDIT: list[tuple[Mapping[str, tuple[int, ...]], list[tuple[str, tuple[object, ...]]]]] = []
+
+
+def _audit_hook(event: str, args: tuple[object, ...]) -> None:
+    if _AUDIT and event in _AUDIT[-1][0]:
+        wanted, got = _AUDIT[-1]
+        dir_fds = wanted[event]
+        got.append((event, tuple("fd" if i in dir_fds and a != -1 else a
+                                 for i, a in enumerate(args))))
+
+
+@contextlib.contextmanager
+def audit_events(events: Mapping[str, tuple[int, ...]]
+                 ) -> Iterator[list[tuple[str, tuple[object, ...]]]]:
+    """The audit events named in ``events`` raised meanwhile, as (name, args); the
+    arguments at the indices ``events`` gives (a dir_fd) show as "fd" unless -1."""
+    if not getattr(sys, "_aioposix_test_hook", False):
+        sys.addaudithook(_audit_hook)  # hooks cannot be removed: one, idle unless asked
+        sys._aioposix_test_hook = True  # type: ignore[attr-defined]
+    got: list[tuple[str, tuple[object, ...]]] = []
+    _AUDIT.append((events, got))
+    try:
+        yield got
+    finally:
+        _AUDIT.pop()
+
+
+def o_direct_works(directory: Path) -> bool:
+    """Whether the filesystem of ``directory`` takes O_DIRECT."""
+    try:
+        fd = os.open(directory / "probe", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return False
+        raise
+    os.close(fd)
+    return True

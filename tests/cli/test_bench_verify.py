@@ -9,7 +9,6 @@ that names the engine, the offset and the byte, and the run exits 1.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import o_direct_works
 
 import aioposix
 from aioposix._cli import bench
@@ -82,17 +82,6 @@ def corrupt(offset: int, data: bytes) -> Callable[[Workload], None]:
         finally:
             os.close(fd)
     return hook
-
-
-def o_direct_works(directory: Path) -> bool:
-    try:
-        fd = os.open(directory / "probe", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return False
-        raise
-    os.close(fd)
-    return True
 
 
 # -- a normal run verifies every byte -----------------------------------------------

@@ -7,7 +7,6 @@ status, the file), never how fast anything was.
 
 from __future__ import annotations
 
-import errno
 import importlib.metadata
 import importlib.util
 import json
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import open_fds
+from helpers import o_direct_works, open_fds
 
 import aioposix
 from aioposix._cli.main import main
@@ -61,17 +60,6 @@ def assert_ran(result: dict[str, Any], reads: bool) -> None:
     assert result["verified"] is (True if reads else None)
     assert result["verified_bytes"] == result["read_bytes"]  # every byte read was verified
     assert (result["read_bytes"] >= result["read_ops"] > 0) is reads
-
-
-def o_direct_works(directory: Path) -> bool:
-    try:
-        fd = os.open(directory / "probe", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return False
-        raise
-    os.close(fd)
-    return True
 
 
 @pytest.fixture(autouse=True)

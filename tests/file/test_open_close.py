@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import open_fds
+from helpers import audit_events, open_fds
 from test_file_api import CountingContext
 from test_os import described, every_worker_busy, kernel_calls
 
@@ -148,38 +148,18 @@ async def test_arguments_the_ring_does_not_take_are_refused_as_before(aio: Env) 
         assert str(got.value) == str(want.value)
 
 
-_EVENTS: list[list[tuple[str, tuple[object, ...]]]] = []
-
-
-def _audit_hook(event: str, args: tuple[object, ...]) -> None:
-    if _EVENTS and event == "open":
-        _EVENTS[-1].append((event, args))
-
-
-@contextlib.contextmanager
-def open_events() -> Iterator[list[tuple[str, tuple[object, ...]]]]:
-    if not getattr(sys, "_aioposix_open_hook", False):
-        sys.addaudithook(_audit_hook)  # hooks cannot be removed: one, idle unless asked
-        sys._aioposix_open_hook = True  # type: ignore[attr-defined]
-    _EVENTS.append([])
-    try:
-        yield _EVENTS[-1]
-    finally:
-        _EVENTS.pop()
-
-
 async def test_open_raises_the_audit_event_of_os_open(aio: Env) -> None:
     """The event os.open raises, as before: (path, None, flags with O_CLOEXEC)."""
     path = aio.tmp / "f"
     for mode, flags in (("w", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), ("rb", os.O_RDONLY),
                         ("a+b", os.O_RDWR | os.O_CREAT | os.O_APPEND)):
-        with open_events() as got:
+        with audit_events({"open": ()}) as got:
             async with aopen(path, mode):
                 pass
-        with open_events() as want:
+        with audit_events({"open": ()}) as want:
             os.close(os.open(path, flags | os.O_CLOEXEC, 0o666))
         assert got == want and len(got) == 1, mode
-    with open_events() as got, pytest.raises(FileNotFoundError):
+    with audit_events({"open": ()}) as got, pytest.raises(FileNotFoundError):
         await aopen(aio.tmp / "missing", "rb")
     assert got == [("open", (str(aio.tmp / "missing"), None, os.O_RDONLY | os.O_CLOEXEC))]
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import aiofiles.os  # type: ignore[import-untyped]
 import pytest
 import uvloop
-from helpers import open_fds, run_on
+from helpers import audit_events, open_fds, run_on
 
 import aioposix
 import aioposix.os
@@ -313,37 +313,16 @@ async def test_pool_directory_calls(aio: Env) -> None:
 
 async def test_calls_raise_the_audit_events_of_os(aio: Env) -> None:
     top = aio.tmp / "t"
-    with audit_events() as got:
+    with audit_events(_DIR_FDS) as got:
         await run_steps(top, aioposix.os)
     top.rename(aio.tmp / "t_aioposix")
-    with audit_events() as want:
+    with audit_events(_DIR_FDS) as want:
         await run_steps(top, os)
     assert got == want and len(got) == 1 + len(STEPS)  # the tree's own mkdir, then the steps
 
 
-_AUDIT: list[list[tuple[str, tuple[object, ...]]]] = []
-# where each event has its dir_fds: the tree's fd may differ between two runs
 _DIR_FDS = {"os.mkdir": (2,), "os.rename": (2, 3), "os.link": (2, 3), "os.symlink": (2,),
             "os.remove": (1,), "os.rmdir": (1,)}
-
-
-def _audit_hook(event: str, args: tuple[object, ...]) -> None:
-    if _AUDIT and event in _DIR_FDS:
-        shown = tuple("fd" if i in _DIR_FDS[event] and a != -1 else a
-                      for i, a in enumerate(args))
-        _AUDIT[-1].append((event, shown))
-
-
-@contextlib.contextmanager
-def audit_events() -> Iterator[list[tuple[str, tuple[object, ...]]]]:
-    if not getattr(sys, "_aioposix_test_hook", False):
-        sys.addaudithook(_audit_hook)  # hooks cannot be removed: one, idle unless asked
-        sys._aioposix_test_hook = True  # type: ignore[attr-defined]
-    _AUDIT.append([])
-    try:
-        yield _AUDIT[-1]
-    finally:
-        _AUDIT.pop()
 
 
 async def test_sendfile_copies_between_descriptors(aio: Env) -> None:
