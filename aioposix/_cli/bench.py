@@ -45,7 +45,7 @@ from aioposix._cli.report import (
     set_ratios,
     summarize,
 )
-from aioposix._cli.verify import Check, Pattern, foreign_bytes, lay_out
+from aioposix._cli.verify import Check, Foreign, Pattern, lay_out
 from aioposix._kernel.kernel import KERNEL
 
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "readwrite", "randrw")
@@ -221,11 +221,6 @@ def bench_file(path: str | None, pattern: Pattern, blocks: int,
     if shorter; one that holds other data there is written over only with
     ``overwrite`` (--overwrite=1), else UsageError says why."""
     size = blocks * pattern.bs
-    if path is not None and not overwrite and foreign_bytes(path, pattern, blocks):
-        raise UsageError(
-            f"{path} holds data other than the bench's check pattern in its first {size:,} "
-            f"bytes: every byte read is checked against the pattern, so the file must hold "
-            f"it; pass --overwrite=1 to write it there, or name a new file")
     if path is None:
         fd, tmp = tempfile.mkstemp(prefix="aioposix-bench-")
         os.close(fd)
@@ -235,7 +230,13 @@ def bench_file(path: str | None, pattern: Pattern, blocks: int,
         finally:
             os.unlink(tmp)
         return
-    written = lay_out(path, pattern, blocks)
+    try:
+        written = lay_out(path, pattern, blocks, overwrite)
+    except Foreign:
+        raise UsageError(
+            f"{path} holds data other than the bench's check pattern in its first {size:,} "
+            f"bytes: every byte read is checked against the pattern, so the file must hold "
+            f"it; pass --overwrite=1 to write it there, or name a new file") from None
     if written:
         note(f"{path}: the check pattern written over {written:,} of its first {size:,} bytes "
              f"(block offsets stamped, --bs {pattern.bs})")

@@ -67,11 +67,18 @@ class Pattern:
         return b"".join(self.block(offset + k * bs) for k in range(count))
 
 
-def lay_out(path: str, pattern: Pattern, blocks: int) -> int:
+class Foreign(Exception):
+    """The named file holds other data than the pattern where it would go."""
+
+
+def lay_out(path: str, pattern: Pattern, blocks: int, overwrite: bool = True) -> int:
     """The pattern in the first ``blocks`` blocks of ``path`` (made if missing),
     on disk: each chunk is read, and written only where it differs, so that a
     file that holds the pattern already is only read (into the page cache).
-    The bytes written."""
+    Without ``overwrite``, a chunk within the file that holds other data
+    raises ``Foreign`` before anything is written (the chunks past the file's
+    end, which are only new bytes, come after every chunk within it).  The
+    bytes written."""
     per = max(1, CHUNK // pattern.bs)
     written = 0
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -79,35 +86,18 @@ def lay_out(path: str, pattern: Pattern, blocks: int) -> int:
         for first in range(0, blocks, per):
             offset = first * pattern.bs
             want = pattern.blocks(offset, min(per, blocks - first))
-            if os.pread(fd, len(want), offset) != want:
-                os.pwrite(fd, want, offset)
-                written += len(want)
+            have = os.pread(fd, len(want), offset)
+            if have == want:
+                continue
+            if not overwrite and have != want[:len(have)]:
+                raise Foreign(path)
+            os.pwrite(fd, want, offset)
+            written += len(want)
         if written:
             os.fdatasync(fd)
     finally:
         os.close(fd)
     return written
-
-
-def foreign_bytes(path: str, pattern: Pattern, blocks: int) -> bool:
-    """Whether ``path`` exists and holds, within its first ``blocks`` blocks,
-    data other than the pattern (bytes past its end do not count: they are
-    new)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        end = min(os.fstat(fd).st_size, blocks * pattern.bs)
-        per = max(1, CHUNK // pattern.bs) * pattern.bs
-        for offset in range(0, end, per):
-            have = os.pread(fd, min(per, end - offset), offset)
-            want = pattern.blocks(offset, -(-len(have) // pattern.bs))[:len(have)]
-            if have != want:
-                return True
-        return False
-    finally:
-        os.close(fd)
 
 
 def first_difference(have: bytes, want: bytes) -> int:

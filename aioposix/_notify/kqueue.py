@@ -85,7 +85,7 @@ class Kqueue:
         self._waiters = Sleepers()  # tasks in control()
         # EV_ONESHOT AIO/LIO events, which need no knote: [(event, reap count or -1)]
         self._oneshots: deque[tuple[KEvent, int]] = deque()
-        # (id(cb), reap count) of events a rundown elsewhere owes, until its hop runs
+        # (cb, reap count) of events a rundown elsewhere owes, until its hop runs
         self._owed: set[tuple[object, int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
