@@ -16,7 +16,6 @@ turns (vfs_aio.c has no counterpart: its jobs always complete elsewhere).
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import deque
 
@@ -24,7 +23,6 @@ SLICE = 0.0005  # seconds of inline completions per loop iteration
 GATE_WIDTH = 4  # tasks let through the gate per loop iteration
 CREDIT = 3  # inline awaits let on between two looks at the clock
 _clock = time.perf_counter
-_thread = threading.get_ident
 
 
 class Budget:
@@ -36,11 +34,10 @@ class Budget:
     inline await, and a slice overruns by at most CREDIT completions.
     """
 
-    __slots__ = ("_ends", "_gate", "_opening", "_spent", "_started", "credit", "thread")
+    __slots__ = ("_ends", "_gate", "_opening", "_spent", "_started", "credit")
 
     def __init__(self) -> None:
         self.credit = 0  # inline awaits that may go on before gate() is asked again
-        self.thread = 0  # the thread the credit was granted on
         self._started = False  # this iteration's slice has started
         self._spent = False  # ... and is spent: every inline await waits at the gate
         self._ends = 0.0  # when this iteration's slice ends
@@ -54,10 +51,10 @@ class Budget:
             loop.call_soon(self._reset)
             self._started = True
             self._ends = _clock() + SLICE
-            self.credit, self.thread = CREDIT, _thread()
+            self.credit = CREDIT
             return None
         if not self._spent and _clock() <= self._ends:
-            self.credit, self.thread = CREDIT, _thread()
+            self.credit = CREDIT
             return None
         self._spent = True
         fut = loop.create_future()

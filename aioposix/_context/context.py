@@ -34,7 +34,7 @@ import asyncio
 import errno
 import os
 import threading
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from stat import S_ISREG
 from typing import Any, Self
 
@@ -43,6 +43,7 @@ from aioposix._backends.inline import RWF_NOWAIT, Inline
 from aioposix._backends.pool import POOL, PoolPort
 from aioposix._backends.ring import RingPort
 from aioposix._context import listio, rundown, submit, waits
+from aioposix._context.affinity import LoopAffinity
 from aioposix._context.budget import Budget
 from aioposix._context.checks import ContextStatistics, check_cb, count_jobs, limit
 from aioposix._context.pipeline import Pipeline
@@ -63,7 +64,6 @@ from aioposix._core.contract import Backend, Notice
 from aioposix._core.errors import einval, failed
 from aioposix._core.fdqueue import FdQueue
 from aioposix._core.job import DONE, IDLE, PARKED, QUEUED, RUNNING, WAITING, Aiocb
-from aioposix._core.running import TRIO_MESSAGE, in_trio
 from aioposix._core.sigevent import SigEvent
 from aioposix._core.sleepers import Sleepers
 from aioposix._core.states import STARTED, TAKEN, Route
@@ -81,7 +81,7 @@ _FD_MAX = 0x7FFFFFFF
 
 
 
-class AioContext(Pipeline):
+class AioContext(Pipeline, LoopAffinity):
     """The per-"process" AIO state: queues, quotas and every AIO call.
 
     ``max_active``, ``max_queued`` and ``max_buf`` default to the sysctls
@@ -100,6 +100,8 @@ class AioContext(Pipeline):
         self.max_buf = limit(max_buf, "vfs.aio.max_buf_aio")
         self._quota = Quota(self.max_queued)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0  # see aioposix._context.affinity
+        self._running: Callable[[], bool] = bool
         self._closed = False
         self._closing = False
         self._fds: dict[int, FdQueue] = {}  # {fd number: its jobs in flight}
@@ -135,11 +137,15 @@ class AioContext(Pipeline):
 
         A context belongs to the loop it is first used on: every call from
         anywhere else (another loop, a thread with no running loop) raises
-        RuntimeError before anything is queued.
+        RuntimeError before anything is queued.  The first test is the cheap
+        one of ``aioposix._context.affinity``; the full one follows if it fails.
         """
+        if self._thread == _thread() and self._running() and not self._closing:
+            return self._loop  # type: ignore[return-value]  # (bound: _running is its loop's)
         loop = _running_loop()
         if loop is None or loop is not self._loop or self._closing:
             return self._bind_slow(loop)
+        self._thread = _thread()
         return loop
 
     def _bind_slow(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
@@ -149,31 +155,14 @@ class AioContext(Pipeline):
         if self._loop is None:
             assert loop is not None
             self._loop = loop
+            self._running = loop.is_running
             self._bridge = bridge_for(loop)
             self._ports[Route.BRIDGE] = BridgePort(self._bridge, self._finish)
             self._pool.bind(loop)
             self._sentinel = rundown.shutdown_hook(self)
             REAPER.watch(self)
+        self._thread = _thread()
         return self._loop
-
-    def _check_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """RuntimeError unless ``loop`` (the running one) may use this context."""
-        if loop is None:
-            if in_trio():
-                raise RuntimeError(TRIO_MESSAGE)
-            raise RuntimeError("AioContext calls must be made from a running event loop "
-                               "(none runs in this thread)")
-        if self._loop is not None and loop is not self._loop:
-            raise RuntimeError("this AioContext belongs to another event loop; use "
-                               "aioposix.current_context() or a context made on this loop")
-
-    def _check_open(self) -> None:
-        """RuntimeError if the context is closed or this is not its loop (rule 27)."""
-        if self._closed:
-            raise RuntimeError("the AioContext is closed")
-        loop = _running_loop()
-        if loop is None or (loop is not self._loop and self._loop is not None):
-            self._check_loop(loop)
 
     # -- submission: the fast paths --------------------------------------------
 
@@ -194,7 +183,7 @@ class AioContext(Pipeline):
                 and offset >= 0 and cb._ctx is None
                 and cb.nbytes == len(buf) and cb.reqprio == 0 and self._inline is not None
                 and 0 <= fd <= _FD_MAX and fd not in self._fds
-                and self._loop is _running_loop() and self._loop is not None
+                and self._thread == _thread() and self._running()  # (affinity's test)
                 and not self._closing and not faults.ARMED
                 and (cb.sigevent is None or sigevent_usable(cb.sigevent))):
             self._submit(cb, LIO_READ)
@@ -253,7 +242,7 @@ class AioContext(Pipeline):
         if not ((kind is bytes or kind is bytearray) and type(offset) is int
                 and type(fd) is int and 0 <= fd <= _FD_MAX and offset >= 0 and cb._ctx is None
                 and cb.sigevent is None and cb.nbytes == len(buf) and cb.reqprio == 0
-                and self._loop is _running_loop() and self._loop is not None
+                and self._thread == _thread() and self._running()  # (affinity's, as in aio_read)
                 and not self._closing):
             self._submit(cb, LIO_WRITE)
             return
@@ -316,7 +305,8 @@ class AioContext(Pipeline):
 
     def aio_error(self, cb: Aiocb) -> int:
         """EINPROGRESS while in flight, else the job's errno (0 for success)."""
-        check_cb(cb)
+        if type(cb) is not Aiocb:
+            check_cb(cb)
         self._check_open()
         if cb._ctx is not self:
             raise einval("the aiocb is not known to this context")
@@ -326,7 +316,8 @@ class AioContext(Pipeline):
 
     def aio_return(self, cb: Aiocb) -> int:
         """Reap a finished job: its byte count, or -1 if it failed."""
-        check_cb(cb)
+        if type(cb) is not Aiocb:
+            check_cb(cb)
         self._check_open()
         if cb._state is RUNNING:
             self._collect()
@@ -340,15 +331,16 @@ class AioContext(Pipeline):
         its turn at the gate so that timers and other tasks run.
         """
         budget = self._budget
-        if cb._state is DONE and budget.credit and _thread() == budget.thread:
-            # A credit of the yield budget: granted in this loop iteration, on
-            # this thread, by an await that checked the loop (rule 27), so no
-            # second look is needed (each look asks getpid).
-            budget.credit -= 1
-            return self._reap(cb, True)  # (raising: positional, a specialized call)
-        loop = _running_loop()
-        if loop is not self._loop:
-            self._check_loop(loop)
+        if self._thread == _thread() and self._running():  # on the context's loop (affinity)
+            if cb._state is DONE and budget.credit:  # a credit of the yield budget
+                budget.credit -= 1
+                return self._reap(cb, True)  # (raising: positional, a specialized call)
+            loop = self._loop
+        else:
+            loop = _running_loop()
+            if loop is not self._loop:
+                self._check_loop(loop)
+            self._thread = _thread()
         if cb._state is not DONE:  # park the awaiting task on the job's future
             waiter = cb._waiter
             if waiter is None:

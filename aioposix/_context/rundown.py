@@ -14,7 +14,7 @@ import asyncio
 import errno
 import os
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Protocol
 
 from aioposix._backends.ring import RingPort
@@ -41,6 +41,8 @@ class AioContext(Waiting, Watched, Protocol):
     """What the rundown needs of the context (``aioposix._context.context``)."""
 
     _loop: asyncio.AbstractEventLoop | None
+    _thread: int
+    _running: Callable[[], bool]
     _closed: bool
     _closing: bool
     _fds: dict[int, FdQueue]
@@ -172,6 +174,7 @@ def after_fork(ctx: AioContext) -> None:
     ctx._done.clear()
     ctx._pool.after_fork()
     ctx._closed = True
+    ctx._thread, ctx._running = 0, bool  # the loop check is the full one again (no loop here)
 
 
 # -- the loop's shutdown ----------------------------------------------------------

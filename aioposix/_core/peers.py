@@ -10,7 +10,10 @@ nor the kqueue (the layers above them).
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Batch(Protocol):
@@ -25,8 +28,8 @@ class EventQueue(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    def _post(self, ident: object, kfilter: int, flags: int, data: int, udata: object,
-              gen: int = 0) -> None: ...
+    def _post(self, loop: asyncio.AbstractEventLoop, ident: object, kfilter: int, flags: int,
+              data: int, udata: object, gen: int = 0) -> None: ...
 
     def _keep_once(self, cb: object, gen: int) -> None: ...
 

@@ -83,6 +83,7 @@ class Kqueue:
         self._knotes: dict[Key, Knote] = {}  # {(ident key, filter): knote}
         self._ready: OrderedDict[Key, Knote] = OrderedDict()  # active knotes, in order
         self._waiters = Sleepers()  # tasks in control()
+        self._asleep = self._waiters.waiting  # (the same list: a C-level test per post)
         # EV_ONESHOT AIO/LIO events, which need no knote: [(event, reap count or -1)]
         self._oneshots: deque[tuple[KEvent, int]] = deque()
         # (cb, reap count) of events a rundown elsewhere owes, until its hop runs
@@ -115,11 +116,12 @@ class Kqueue:
 
     # -- the AIO side (called by the notification layer) -------------------
 
-    def _post(self, ident: object, kfilter: int, flags: int, data: int, udata: object,
-              gen: int = 0) -> None:
-        """A job or batch finished: attach its knote, already triggered (any thread)."""
+    def _post(self, loop: asyncio.AbstractEventLoop, ident: object, kfilter: int, flags: int,
+              data: int, udata: object, gen: int = 0) -> None:
+        """A job or batch finished: attach its knote, already triggered.  The
+        caller runs on ``loop``, which may be another than the queue's own."""
         home = self._loop
-        if home is not None and _running_loop() is not home:
+        if home is not None and home is not loop:
             self._hop(home, self._post_here, ident, kfilter, flags, data, udata, gen)
             return
         self._post_here(ident, kfilter, flags, data, udata, gen)
@@ -163,7 +165,8 @@ class Kqueue:
             # job, the reap count that tells whether it is still there to report)
             event = KEvent(ident, kfilter, flags | EV_ADD | EV_EOF, 0, data, udata)
             self._oneshots.append((event, gen if kfilter == EVFILT_AIO else -1))
-            self._waiters.wake()
+            if self._asleep:
+                self._waiters.wake()
             return
         key = knote_key(ident, kfilter)
         knote = Knote(key, ident, kfilter, flags, udata)

@@ -92,12 +92,13 @@ def _validate_kevent(sev: SigEvent) -> None:
 
 def deliver(sev: SigEvent, loop: asyncio.AbstractEventLoop, ident: object, data: int,
             kfilter: int = EVFILT_AIO, gen: int = 0) -> None:
-    """Fire one notification, on the loop thread; user errors go to the loop's handler."""
+    """Fire one notification, on ``loop`` (running: the caller's); user errors
+    go to the loop's handler."""
     kind = sev.notify
     try:
         if kind == SIGEV_KEVENT:  # first: the one that comes in thousands
             assert sev.kqueue is not None
-            sev.kqueue._post(ident, kfilter, sev.kevent_flags, data, sev.value, gen)
+            sev.kqueue._post(loop, ident, kfilter, sev.kevent_flags, data, sev.value, gen)
         elif kind == SIGEV_SIGNAL:
             os.kill(os.getpid(), sev.signo)
         elif kind == SIGEV_THREAD:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import uvloop
+from helpers import run_on
 
 import aioposix
 from aioposix import (
@@ -157,6 +159,62 @@ async def test_awaiting_an_inline_job_from_another_thread_is_refused(
         assert SAYS[from_another_loop] in str(raised), raised
         assert await cb == 4096
         assert bytes(cb.buf) == b"y" * 4096
+
+
+def refused_on_a_new_loop(kind: str, make: Callable[[], Any]) -> BaseException | None:
+    """What ``make()`` (a coroutine) raised, run on a fresh loop of ``kind``
+    on this thread (None if nothing)."""
+    try:
+        run_on(kind, make())
+    except BaseException as exc:
+        return exc
+    return None
+
+
+async def test_a_stopped_loop_s_context_refuses_the_next_loop_on_its_thread(
+        aio: Env, new_file: Any) -> None:
+    """A loop that stopped in the middle of its work (here: right after an
+    inline await left the yield budget with credit) does not lend its context
+    to the next loop run on the same thread: that loop's awaits and submits
+    are refused, and the job waits for its own loop, which reaps it."""
+    fd = new_file(b"z" * 8192)
+    kind = "uvloop" if aio.loop == "uvloop" else "asyncio"
+
+    def scenario() -> None:
+        own = uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
+        try:
+            async def start() -> tuple[AioContext, Aiocb]:
+                ctx = AioContext()
+                first = Aiocb(fd, bytearray(4096))
+                ctx.aio_read(first)
+                assert await first == 4096  # (inline: the budget has credit now)
+                cb = Aiocb(fd, bytearray(4096), offset=4096)
+                ctx.aio_read(cb)
+                return ctx, cb  # the loop stops right after this iteration
+
+            ctx, cb = own.run_until_complete(start())
+
+            async def await_it() -> None:
+                await cb
+
+            async def submit() -> None:
+                ctx.aio_read(Aiocb(fd, bytearray(16)))
+
+            for make in (await_it, submit):
+                raised = refused_on_a_new_loop(kind, make)
+                assert isinstance(raised, RuntimeError), raised
+                assert SAYS[from_another_loop] in str(raised), raised
+
+            async def finish() -> None:
+                assert await cb == 4096
+                assert bytes(cb.buf) == b"z" * 4096
+                assert ctx.statistics().done == 0
+                await ctx.aclose()
+            own.run_until_complete(finish())
+        finally:
+            own.close()
+
+    assert on_thread(scenario) is None
 
 
 NOT_CBS = [42, "x", None, b"abc", object()]
