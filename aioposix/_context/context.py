@@ -307,7 +307,8 @@ class AioContext(Pipeline, LoopAffinity):
         """EINPROGRESS while in flight, else the job's errno (0 for success)."""
         if type(cb) is not Aiocb:
             check_cb(cb)
-        self._check_open()
+        if self._closed or not (self._thread == _thread() and self._running()):
+            self._check_open()  # (affinity's test first: it needs no call)
         if cb._ctx is not self:
             raise einval("the aiocb is not known to this context")
         if cb._state is RUNNING:
@@ -318,10 +319,11 @@ class AioContext(Pipeline, LoopAffinity):
         """Reap a finished job: its byte count, or -1 if it failed."""
         if type(cb) is not Aiocb:
             check_cb(cb)
-        self._check_open()
+        if self._closed or not (self._thread == _thread() and self._running()):
+            self._check_open()  # (affinity's test first: it needs no call)
         if cb._state is RUNNING:
             self._collect()
-        return self._reap(cb, raising=False)
+        return self._reap(cb, False)  # (raising: positional, a specialized call)
 
     def await_job(self, cb: Aiocb) -> Generator[Any, None, int]:
         """``await cb``: wait for the job, reap it and return its count.

@@ -37,18 +37,19 @@ _EINPROGRESS = errno.EINPROGRESS
 class Quota:
     """One context's count of jobs accepted and not yet reaped, and its limit."""
 
-    __slots__ = ("count", "max_queued")
+    __slots__ = ("count", "max_queued", "tokens")
 
     def __init__(self, max_queued: int) -> None:
         self.max_queued = max_queued
         self.count = 0  # jobs accepted and not yet reaped (kaio_count)
+        self.tokens = KERNEL.tokens  # the system-wide count (the same deque, fork or not)
 
     def admit(self, cb: Aiocb, owner: Owner) -> None:
         """Count ``cb`` against both quotas (EAGAIN past either) and mark it in flight."""
         if self.count >= self.max_queued:
             raise error(errno.EAGAIN, f"the context has {self.count} jobs not yet reaped "
                                       f"(max_queued={self.max_queued})")
-        tokens = KERNEL.tokens
+        tokens = self.tokens
         tokens.append(None)
         if len(tokens) > KERNEL.max_aio_queue:
             tokens.pop()
@@ -60,11 +61,11 @@ class Quota:
     def release(self) -> None:
         """A job was reaped or freed: give its places back."""
         self.count -= 1
-        KERNEL.tokens.pop()
+        self.tokens.pop()
 
     def release_all(self) -> None:
         """Every job was freed at once (a context dropped with its loop)."""
-        pop = KERNEL.tokens.pop
+        pop = self.tokens.pop
         for _ in range(self.count):
             pop()
         self.count = 0
