@@ -54,10 +54,15 @@ class LoopAffinity:
         """RuntimeError if the context is closed or this is not its loop."""
         if self._closed:
             raise RuntimeError("the AioContext is closed")
-        if self._thread == _thread() and self._running():
-            return
+        if not (self._thread == _thread() and self._running()):
+            self._full_check()
+
+    def _full_check(self) -> asyncio.AbstractEventLoop | None:
+        """The running loop, refused unless it may use this context; when it
+        is the context's own, the thread is recorded for the cheap test."""
         loop = _running_loop()
         if loop is None or (loop is not self._loop and self._loop is not None):
             self._check_loop(loop)
         if loop is self._loop:
             self._thread = _thread()
+        return loop

@@ -339,10 +339,7 @@ class AioContext(Pipeline, LoopAffinity):
                 return self._reap(cb, True)  # (raising: positional, a specialized call)
             loop = self._loop
         else:
-            loop = _running_loop()
-            if loop is not self._loop:
-                self._check_loop(loop)
-            self._thread = _thread()
+            loop = self._full_check()
         if cb._state is not DONE:  # park the awaiting task on the job's future
             waiter = cb._waiter
             if waiter is None:
